@@ -1,0 +1,1 @@
+"""Database access: pool, named SQL, migrations, embedded server."""

@@ -1,0 +1,9 @@
+"""Static-site deployment target: publishes approved static trees under /published/<slug>/.
+
+The hook implementations land with this plugin's issue; until then it is
+discovered and listed but contributes nothing.
+"""
+
+from opsgate import hookimpl  # noqa: F401
+
+PLUGIN_NAME = "static-site"
