@@ -1,0 +1,4 @@
+"""pytest plugin for opsgate and its plugin authors (fixtures, fakes, contract suites).
+
+Enable it with `pytest_plugins = ["opsgate.testing"]` in a top-level conftest.
+"""
