@@ -1,0 +1,91 @@
+"""`create_app(settings)`: the only way to build the HTTP application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from opsgate import __version__
+from opsgate import plugins as plugin_host
+from opsgate.auth.guard import declared_permission, require_permission
+from opsgate.db.pool import create_pool
+from opsgate.plugins import PluginHost
+from opsgate.settings import Settings
+from opsgate.web import errors
+from opsgate.web.deps import DEPENDENCIES
+from opsgate.web.middleware import add_response_headers, request_context
+
+log = logging.getLogger(__name__)
+
+
+def core_route_handlers() -> list[Any]:
+    """Every controller and handler of the core domains."""
+    from opsgate.auth.routes import ROUTES as auth_routes
+    from opsgate.system.routes import PluginController, health
+
+    return [health, PluginController, *auth_routes]
+
+
+def undeclared_routes(app: Litestar) -> list[str]:
+    """`METHOD path` of every route handler that declares neither a permission nor public."""
+    missing = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if route.path.startswith("/schema"):
+                continue
+            if declared_permission(handler) is None:
+                methods = ",".join(sorted(getattr(handler, "http_methods", None) or ["WS"]))
+                missing.append(f"{methods} {route.path}")
+    return missing
+
+
+def create_app(settings: Settings, host: PluginHost | None = None, *,
+               extra_route_handlers: Sequence[Any] = ()) -> Litestar:
+    """Build the Litestar app; the pool opens and plugins start in its lifespan."""
+    host = host if host is not None else plugin_host.load(settings)
+    if not settings.database_url:
+        raise ValueError("settings.database_url is required (the CLI starts an embedded server when unset)")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        app.state.pool = await create_pool(settings.database_url, settings)
+        try:
+            await host.startup(app)
+            try:
+                yield
+            finally:
+                await host.shutdown(app)
+        finally:
+            await app.state.pool.close()
+
+    cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=True) \
+        if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[*core_route_handlers(), *host.routes(), *extra_route_handlers],
+        dependencies={name: Provide(fn, sync_to_thread=False) for name, fn in DEPENDENCIES.items()},
+        guards=[require_permission],
+        middleware=[request_context],
+        before_send=[add_response_headers],
+        exception_handlers=errors.HANDLERS,
+        lifespan=[lifespan],
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(title="opsgate", version=__version__, path="/schema",
+                                     render_plugins=[JsonRenderPlugin()]),
+        state=None,
+        debug=False,
+        logging_config=None,
+    )
+    app.state.settings = settings
+    app.state.plugins = host
+    missing = undeclared_routes(app)
+    if missing:
+        raise RuntimeError(f"routes without a declared permission: {', '.join(missing)}")
+    return app

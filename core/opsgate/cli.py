@@ -1,0 +1,240 @@
+"""The `opsgate` command: serve, migrate, plugins, doctor, token."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import sys
+from contextlib import ExitStack
+
+import click
+
+from opsgate import __version__
+from opsgate.errors import OpsgateError
+from opsgate.settings import Settings
+
+log = logging.getLogger("opsgate.cli")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except OpsgateError as exc:
+        raise click.ClickException(f"configuration error: {exc.detail}") from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    from opsgate.logging import configure
+
+    configure(settings)
+
+
+def _require_db(settings: Settings) -> str:
+    if not settings.database_url:
+        raise click.ClickException("no database: set OPSGATE_DATABASE_URL (or DATABASE_URL)")
+    return settings.database_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.group()
+@click.version_option(__version__, prog_name="opsgate")
+def main() -> None:
+    """opsgate: control plane for governed AI agents."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (OPSGATE_HOST, default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (OPSGATE_PORT, default 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the API server (and an embedded PostgreSQL when no database URL is set)."""
+    import uvicorn
+
+    from opsgate.app import create_app
+    from opsgate.db.embedded import EmbeddedPostgres
+    from opsgate.db.migrate import migrate as run_migrations
+
+    settings = _settings()
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = settings.with_(**overrides) if overrides else settings
+    _configure_logging(settings)
+    if settings.auth_mode == "disabled":
+        if not _is_loopback(settings.host):
+            raise click.ClickException("OPSGATE_AUTH_MODE=disabled refuses to listen on a non-loopback address")
+        log.warning("authentication is DISABLED: every request acts as a local admin (development only)")
+    with ExitStack() as stack:
+        if not settings.database_url:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            url = embedded.start()
+            stack.callback(embedded.stop)
+            settings = settings.with_(database_url=url)
+            click.echo(f"embedded PostgreSQL running with data in {embedded.pgdata}", err=True)
+        if settings.migrate:
+            applied = asyncio.run(run_migrations(settings.database_url))
+            for migration in applied:
+                click.echo(f"applied migration {migration.version:04d}_{migration.name}", err=True)
+        token = asyncio.run(_bootstrap(settings))
+        if token:
+            click.echo("created the first admin token (shown once, store it now):", err=True)
+            click.echo(token, err=True)
+        app = create_app(settings)
+        click.echo(f"opsgate {__version__} listening on http://{settings.host}:{settings.port}", err=True)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+                                log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+        uvicorn.Server(config).run()
+
+
+async def _bootstrap(settings: Settings) -> str | None:
+    from opsgate.auth.service import bootstrap_admin_token
+    from opsgate.db.pool import connect
+
+    conn = await connect(settings.database_url)
+    try:
+        return await bootstrap_admin_token(conn)
+    finally:
+        await conn.close()
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit non-zero if any migration is pending; apply nothing.")
+def migrate(check: bool) -> None:
+    """Apply pending database migrations."""
+    from opsgate.db import migrate as migrations
+
+    settings = _settings()
+    _configure_logging(settings)
+    url = _require_db(settings)
+    try:
+        if check:
+            todo = asyncio.run(migrations.check(url))
+            for migration in todo:
+                click.echo(f"pending {migration.version:04d}_{migration.name}")
+            if todo:
+                sys.exit(1)
+            click.echo("migrations are current")
+            return
+        applied = asyncio.run(migrations.migrate(url))
+    except migrations.MigrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for migration in applied:
+        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    click.echo(f"{len(applied)} migration(s) applied")
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def plugins_cmd(as_json: bool) -> None:
+    """List discovered plugins and whether they are enabled."""
+    import msgspec
+
+    from opsgate import plugins
+
+    settings = _settings()
+    logging.basicConfig(level=logging.ERROR)
+    host = plugins.load(settings)
+    infos = host.list()
+    if as_json:
+        click.echo(msgspec.json.encode(infos).decode())
+        return
+    rows = [("NAME", "DISTRIBUTION", "VERSION", "KINDS", "STATE", "REASON")]
+    for info in infos:
+        rows.append((info.name, info.distribution or "-", info.version or "-", ",".join(info.kinds) or "-",
+                     info.state, info.reason or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+@main.command()
+def doctor() -> None:
+    """Check the database, migrations and every enabled plugin; non-zero exit on failure."""
+    from opsgate import plugins
+
+    settings = _settings()
+    logging.basicConfig(level=logging.ERROR)
+    results = asyncio.run(_doctor(settings, plugins.load(settings)))
+    failed = False
+    for name, ok, detail in results:
+        failed |= not ok
+        click.echo(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
+    sys.exit(1 if failed else 0)
+
+
+async def _doctor(settings: Settings, host) -> list[tuple[str, bool, str]]:
+    from opsgate.db import migrate as migrations
+    from opsgate.plugins import call_plugin
+
+    results: list[tuple[str, bool, str]] = []
+    if not settings.database_url:
+        results.append(("database", False, "no database URL configured (serve would start an embedded one)"))
+    else:
+        try:
+            pending = await asyncio.wait_for(migrations.check(settings.database_url), timeout=10)
+            results.append(("database", True, "reachable"))
+            results.append(("migrations", not pending,
+                            "current" if not pending else f"{len(pending)} pending"))
+        except Exception as exc:  # report, don't crash: this is the doctor
+            results.append(("database", False, f"{type(exc).__name__}: {exc}"))
+    allow = set(settings.plugins or ())
+    for info in host.list():
+        if info.enabled:
+            results.append((f"plugin {info.name}", True, "enabled"))
+        elif info.name in allow:
+            results.append((f"plugin {info.name}", False, f"{info.state}: {info.reason}"))
+        elif info.state == "failed":
+            results.append((f"plugin {info.name}", False, f"failed: {info.reason}"))
+    objects = [*host.ticket_providers().items(), *host.harnesses().items(), *host.tool_adapters().items(),
+               *host.deploy_targets().items()]
+    for name, obj in objects:
+        try:
+            report = await call_plugin(name, "health", obj.health(), timeout=10)
+            ok = bool(report.get("ok", True))
+            results.append((f"{name} health", ok, json.dumps(report, default=str)[:300]))
+        except OpsgateError as exc:
+            results.append((f"{name} health", False, exc.detail))
+    return results
+
+
+@main.group()
+def token() -> None:
+    """Service tokens."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="A name for the token (unique among active tokens).")
+@click.option("--role", required=True, help="Role granted to the token, e.g. platform-admin.")
+def token_create(name: str, role: str) -> None:
+    """Create a service token; the token is printed once, alone on the last line."""
+    settings = _settings()
+    url = _require_db(settings)
+
+    async def run() -> str:
+        from opsgate.auth.service import create_service_token
+        from opsgate.db.pool import connect
+
+        conn = await connect(url)
+        try:
+            _, secret = await create_service_token(conn, name=name, role=role, actor=None)
+            return secret
+        finally:
+            await conn.close()
+
+    try:
+        secret = asyncio.run(run())
+    except OpsgateError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"created token {name!r} with role {role!r}; it is shown only now:")
+    click.echo(secret)
+
+
+if __name__ == "__main__":
+    main()
