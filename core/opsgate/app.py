@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
@@ -24,6 +25,10 @@ from opsgate.web.deps import DEPENDENCIES
 from opsgate.web.middleware import add_response_headers, request_context
 
 log = logging.getLogger(__name__)
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
 
 
 def core_route_handlers() -> list[Any]:
@@ -70,7 +75,8 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
         if settings.cors_origins else None
     app = Litestar(
         route_handlers=[*core_route_handlers(), *host.routes(), *extra_route_handlers],
-        dependencies={name: Provide(fn, sync_to_thread=False) for name, fn in DEPENDENCIES.items()},
+        dependencies={name: Provide(fn, sync_to_thread=False) if not _is_async(fn) else Provide(fn)
+                      for name, fn in DEPENDENCIES.items()},
         guards=[require_permission],
         middleware=[request_context],
         before_send=[add_response_headers],

@@ -9,7 +9,6 @@ import asyncpg
 
 from opsgate import __version__
 from opsgate.system.schemas import Health
-from opsgate.web.deps import DB_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ async def health(pool: asyncpg.Pool) -> Health:
                 async with pool.acquire() as conn:
                     await conn.fetchval("SELECT 1")
             return Health(status="ok", version=__version__, database="ok")
-        except (*DB_DOWN, asyncpg.PostgresError) as exc:
+        except Exception as exc:  # any failure of the probe means the database is unavailable
             if attempt == 1:
-                log.warning("database health check failed: %s", type(exc).__name__)
+                log.warning("database health check failed: %s: %s", type(exc).__name__, exc)
     return Health(status="degraded", version=__version__, database="unavailable")

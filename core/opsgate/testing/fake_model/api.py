@@ -33,6 +33,9 @@ class RecordedCall:
 class RecordingApi:
     """Answers every request (POST: 201 `{"id": n}`, else 200 `{}`) and records it.
 
+    Pointed to by `HTTP(S)_PROXY`, it also records (and refuses) every outbound
+    connection a CLI attempts through a proxy, so tests can assert there were none.
+
         with RecordingApi() as api:
             env["OPSGATE_API_URL"] = api.url
             ...
@@ -120,3 +123,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
+
+    def do_CONNECT(self) -> None:  # noqa: N802 - stdlib naming
+        # Used as an HTTP(S)_PROXY sentinel: record the tunnel attempt, refuse it.
+        self.api._record(RecordedCall(method="CONNECT", path=self.path,
+                                      headers={k.lower(): v for k, v in self.headers.items()}, body=None))
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
