@@ -179,8 +179,10 @@ class WazuhApiClient:
     def http(self) -> _Http:
         return self._http
 
-    def _secrets(self) -> tuple[str | None, ...]:
-        return (self._password, self._token)
+    def _secrets(self, used: str | None = None) -> tuple[str | None, ...]:
+        token = used or self._token or ""
+        # the whole token and its payload/signature segments (the header is a constant)
+        return (self._password, token or None, *[part for part in token.split(".")[1:] if len(part) >= 8])
 
     def _token_fresh(self) -> bool:
         if self._token is None:
@@ -233,14 +235,15 @@ class WazuhApiClient:
             assert self._token is not None
             return self._token
 
-    def _raise_for_status(self, op: str, resp: httpx.Response, body: Any) -> None:
-        """Map a non-200 problem+json answer (contract 2.7) to an exception."""
+    def _raise_for_status(self, op: str, resp: httpx.Response, body: Any, token: str | None = None) -> None:
+        """Map a non-200 problem+json answer (contract 2.7) to an exception; `token` is
+        the one sent, scrubbed from the echoed detail even if it was dropped already."""
         status = resp.status_code
         problem = body if isinstance(body, dict) else {}
         code = problem.get("error", problem.get("code"))
         code = code if isinstance(code, int) and not isinstance(code, bool) else None
-        title = scrub(problem.get("title"), self._secrets())
-        detail = scrub(problem.get("detail"), self._secrets())
+        title = scrub(problem.get("title"), self._secrets(token))
+        detail = scrub(problem.get("detail"), self._secrets(token))
         kw: dict[str, Any] = {"target": self.target, "upstream_status": status, "wazuh_error": code,
                               "title": title, "detail": detail}
         if status == 401:
@@ -276,7 +279,7 @@ class WazuhApiClient:
             trace.http_status = resp.status_code
             body = _decode(resp)
             if resp.status_code != 200:
-                self._raise_for_status(op, resp, body)
+                self._raise_for_status(op, resp, body, token)
             if not isinstance(body, dict):
                 raise WazuhUnavailable(op, "manager answer was not a JSON object", code="wazuh_bad_response",
                                        target=self.target, upstream_status=resp.status_code)
