@@ -749,7 +749,7 @@ class FakeItop:
         cls = self._check_class(data["class"])
         spec = self._output_spec(cls, data.get("output_fields"))
         self._can(user, "read", cls, "reading")
-        limit, page = int(data.get("limit") or 0), int(data.get("page") or 1)
+        limit, page = int(data.get("limit") or 0), int(data["page"]) if data.get("page") is not None else 1
         if page < 1:
             raise _InOp(13, f"Invalid page number: {page}, must be 1 or greater")
         found = self._find(cls, data["key"])
