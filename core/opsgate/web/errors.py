@@ -43,7 +43,7 @@ def handle_opsgate_error(_: Request, exc: OpsgateError) -> Response:
 
 def _field_of(item: dict[str, Any]) -> str:
     key = item.get("key")
-    if key:
+    if key and key not in ("data", "body"):
         return str(key)
     message = str(item.get("message", ""))
     match = _BACKTICK.search(message)
@@ -70,7 +70,8 @@ def handle_http(_: Request, exc: HTTPException) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if status >= 500:
         log.error("HTTP %s: %s", status, detail)
-    return _respond(status, _body(status, detail), exc.headers)
+    errors = [{"field": "body", "message": detail}] if status == 400 else []
+    return _respond(status, _body(status, detail, errors), exc.headers)
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:
