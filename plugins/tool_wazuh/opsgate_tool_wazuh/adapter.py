@@ -217,7 +217,11 @@ class WazuhAdapter:
     # --- the three operations ---------------------------------------------------
 
     async def manager_status(self, credential_ref: str, *, trace: CallTrace | None = None) -> dict[str, Any]:
-        """`{"data": <Wazuh /manager/status body, unchanged>, "summary": {"running": n, "stopped": n, "failed": n, ...}}`."""
+        """Manager daemon states.
+
+        Returns `{"data": <Wazuh /manager/status body, unchanged>,
+        "summary": {"running": n, "stopped": n, "failed": n, ...}}`.
+        """
         op = "manager_status"
         self._resolve(op, credential_ref, "manager")
         body = await self._api_client(op).manager_status(trace=trace)
@@ -225,7 +229,11 @@ class WazuhAdapter:
         return {"data": body, "summary": status_summary(body)}
 
     async def get_rule(self, credential_ref: str, rule_id: Any, *, trace: CallTrace | None = None) -> dict[str, Any]:
-        """`{"rule_id": "<id>", "data": <Wazuh /rules body, unchanged>}`; `RuleNotFound` when absent."""
+        """One rule's metadata.
+
+        Returns `{"rule_id": "<id>", "data": <Wazuh /rules body, unchanged>}`;
+        raises `RuleNotFound` (404, carrying the Wazuh body) when absent.
+        """
         op = "get_rule"
         rid = validate_rule_id(rule_id)
         self._resolve(op, credential_ref, "manager")
@@ -244,7 +252,11 @@ class WazuhAdapter:
 
     async def search_alerts(self, credential_ref: str, *, rule_id: Any = None, source_ip: Any = None,
                             limit: Any = None, trace: CallTrace | None = None) -> dict[str, Any]:
-        """`{"query": {"rule_id", "source_ip", "limit"}, "data": {"total": {...}, "alerts": [{"index", "id", "source"}]}}`."""
+        """Newest alerts matching the given filters (none given: newest overall).
+
+        Returns `{"query": {"rule_id", "source_ip", "limit"}, "data": {"total":
+        {"value", "relation"}, "alerts": [{"index", "id", "source"}], "warnings"?: [...]}}`.
+        """
         op = "search_alerts"
         rid = None if rule_id is None or rule_id == "" else validate_rule_id(rule_id)
         ip = None if source_ip is None or source_ip == "" else validate_source_ip(source_ip)

@@ -176,7 +176,8 @@ def _sshd_rules() -> list[dict[str, Any]]:
     base = {"filename": "0095-sshd_rules.xml", "relative_dirname": "ruleset/rules", "status": "enabled",
             "gpg13": [], "hipaa": ["164.312.b"], "tsc": ["CC6.1", "CC6.8", "CC7.2", "CC7.3"]}
     return [
-        {**base, "id": 5710, "level": 5, "details": {"if_sid": "5700", "match": {"pattern": "illegal user|invalid user"}},
+        {**base, "id": 5710, "level": 5,
+         "details": {"if_sid": "5700", "match": {"pattern": "illegal user|invalid user"}},
          "pci_dss": ["10.2.4", "10.2.5", "10.6.1"], "gdpr": ["IV_35.7.d", "IV_32.2"], "gpg13": ["7.1"],
          "nist_800_53": ["AU.14", "AC.7", "AU.6"], "mitre": ["T1110.001", "T1021.004"],
          "groups": ["syslog", "sshd", "invalid_login", "authentication_failed"],
@@ -188,16 +189,19 @@ def _sshd_rules() -> list[dict[str, Any]]:
          "nist_800_53": ["SI.4", "AU.14", "AC.7"], "mitre": ["T1110"],
          "groups": ["authentication_failures", "syslog", "sshd"],
          "description": "sshd: brute force trying to get access to the system. Non existent user."},
-        {**base, "id": 5715, "level": 3, "details": {"if_sid": "5700", "match": {"pattern": "^Accepted|authenticated.$"}},
+        {**base, "id": 5715, "level": 3,
+         "details": {"if_sid": "5700", "match": {"pattern": "^Accepted|authenticated.$"}},
          "pci_dss": ["10.2.5"], "gdpr": ["IV_32.2"], "nist_800_53": ["AU.14", "AC.7"], "mitre": ["T1078", "T1021"],
          "groups": ["syslog", "sshd", "authentication_success"],
          "description": "sshd: authentication success."},
-        {**base, "id": 5716, "level": 5, "details": {"if_sid": "5700", "match": {"pattern": "^Failed|^error: PAM: Authentication"}},
+        {**base, "id": 5716, "level": 5,
+         "details": {"if_sid": "5700", "match": {"pattern": "^Failed|^error: PAM: Authentication"}},
          "pci_dss": ["10.2.4", "10.2.5"], "gdpr": ["IV_35.7.d", "IV_32.2"], "nist_800_53": ["AU.14", "AC.7"],
          "mitre": ["T1110.001"], "groups": ["syslog", "sshd", "authentication_failed"],
          "description": "sshd: authentication failed."},
         {**base, "id": 5760, "level": 5, "status": "disabled",
-         "details": {"if_sid": "5700,5716", "match": {"pattern": "Failed password|Failed keyboard|authentication error"}},
+         "details": {"if_sid": "5700,5716",
+                     "match": {"pattern": "Failed password|Failed keyboard|authentication error"}},
          "pci_dss": ["10.2.4", "10.2.5"], "gdpr": ["IV_35.7.d", "IV_32.2"], "nist_800_53": ["AU.14", "AC.7"],
          "mitre": ["T1110.001", "T1021.004"], "groups": ["syslog", "sshd", "authentication_failed"],
          "description": "sshd: authentication failed."},
@@ -758,7 +762,8 @@ def main(argv: list[str] | None = None) -> None:
     fake.rate_limit_per_minute = args.rate_limit
     log.info("fake Wazuh manager + indexer on http://127.0.0.1:%d (set WAZUH_API_URL and WAZUH_INDEXER_URL "
              "to it)", args.port)
-    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="info", lifespan="off")
+    uvicorn.run(fake.app, host="127.0.0.1", port=args.port, log_level="info", lifespan="off",
+                interface="asgi3")
 
 
 if __name__ == "__main__":
