@@ -170,4 +170,4 @@ async def test_runs_as_a_server_on_loopback():
             assert search.json()["hits"]["total"]["value"] == 6
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)  # reap the process and close its pipe
