@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 import httpx
