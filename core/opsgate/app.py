@@ -34,9 +34,11 @@ def _is_async(fn: Any) -> bool:
 def core_route_handlers() -> list[Any]:
     """Every controller and handler of the core domains."""
     from opsgate.auth.routes import ROUTES as auth_routes
+    from opsgate.dashboard.routes import ROUTES as dashboard_routes
     from opsgate.system.routes import PluginController, health
+    from opsgate.tickets.routes import ROUTES as ticket_routes
 
-    return [health, PluginController, *auth_routes]
+    return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes]
 
 
 def undeclared_routes(app: Litestar) -> list[str]:

@@ -1,0 +1,1 @@
+"""Dashboard overview counts and the merged audit feed."""

@@ -1,0 +1,1 @@
+"""Canonical tickets, their notes, attachments and state changes."""
