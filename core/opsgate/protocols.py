@@ -80,6 +80,7 @@ class ChangePage(msgspec.Struct, frozen=True, kw_only=True):
 
     records: Sequence[ProviderRecord]
     cursor: str | None
+    more: bool = False  # True when more pages are ready now (ask again with `cursor`)
 
 
 @runtime_checkable

@@ -56,6 +56,7 @@ _PAYLOAD_KEYS = ("ref", "org_id", "org_name", "caller_id", "caller_id_friendlyna
 _VISIBILITY = {"user": "public_log", "public": "public_log", "internal": "private_log", "private": "private_log"}
 _DONE = {"resolved", "closed"}
 _RESOLVING = {"resolved": "assistance", "closed": "assistance", "cancelled": "other", "rejected": "other"}
+_TERMINAL = ("closed", "cancelled", "rejected")  # closed in iTop after resolving
 
 
 def _empty_key(value: Any) -> bool:
@@ -312,8 +313,9 @@ class ItopProvider:
 
         resolved/cancelled/rejected: assign if needed (ticket's team/agent, else
         ITOP_DEFAULT_TEAM_ID/AGENT_ID; `ev_autoresolve` when neither is known),
-        then `ev_resolve` with solution = reason; `closed` or `close=True` then
-        `ev_close`. A UserRequest waiting for approval is rejected with
+        then `ev_resolve` with solution = reason; `closed`, `cancelled` and
+        `rejected` then `ev_close` (opsgate `resolved` leaves the iTop ticket resolved, not closed; the
+        core calls this only when the caller asked for `close_provider`). A UserRequest waiting for approval is rejected with
         `ev_reject` for opsgate `rejected`, and refused otherwise (opsgate never
         approves on someone's behalf). assigned/in_progress: `ev_assign`, or
         `ev_reopen` from resolved. awaiting_user_response/blocked/awaiting_access:
@@ -334,7 +336,7 @@ class ItopProvider:
                 await move.fire("ev_reject", {})
             else:
                 await move.resolve(_RESOLVING[status])
-                if (status == "closed" or close) and move.state == "resolved":
+                if status in _TERMINAL and move.state == "resolved":
                     await move.fire("ev_close", {})
         elif status in ("assigned", "in_progress"):
             await move.assign()

@@ -218,10 +218,10 @@ async def test_close_resolves_then_closes(provider, fake):
     assert again.status == "closed" and stimuli(fake) == ["ev_assign", "ev_resolve", "ev_close"]
 
 
-async def test_resolved_with_close_flag_closes(provider, fake):
+async def test_resolved_leaves_the_itop_ticket_resolved_not_closed(provider, fake):
     record = await provider.create(ticket())
     result = await provider.set_status("UserRequest", record.provider_ref, "resolved", "ok", close=True)
-    assert result.status == "closed"
+    assert result.status == "resolved" and result.remote_status == "resolved"
 
 
 async def test_resolve_from_pending_goes_back_to_assigned_first(provider, fake):
