@@ -183,6 +183,6 @@ def build(filters: FeedFilters, principal: Principal, limit: int) -> tuple[str, 
     branches = [sql for sql in (_branch(s, filters, p, scope_sql) for s in SOURCES if s in filters.sources) if sql]
     if not branches:
         return None
-    statement = (" UNION ALL ".join(branches)
-                 + " ORDER BY created_at DESC, source, id DESC LIMIT $1::integer")
+    statement = ("SELECT * FROM (" + " UNION ALL ".join(branches)
+                 + ") feed ORDER BY created_at DESC, source, id DESC LIMIT $1::integer")
     return statement, p.values
