@@ -94,6 +94,9 @@ hermes_ok() {
   [ "$("$hermes_py" -c 'import importlib.metadata as m; print(m.version("hermes-agent"))' 2>/dev/null)" = "$HERMES_VERSION" ]
 }
 
+# Drop pip's per-package notes about unreadable local index locations (machine pip config).
+quiet_pip() { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 pick_python() {
   local cand
   for cand in "${HERMES_PYTHON:-}" python3 python3.13 python3.12 python3.11; do
@@ -114,8 +117,8 @@ else
   say "installing Hermes Agent $HERMES_VERSION from PyPI into $HERMES_VENV (python: $py)"
   rm -rf "$HERMES_VENV"
   "$py" -m venv "$HERMES_VENV"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$hermes_py" -m pip install --quiet --upgrade pip >&2
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$hermes_py" -m pip install --quiet "hermes-agent==$HERMES_VERSION" >&2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$hermes_py" -m pip install --quiet --upgrade pip 2>&1 | quiet_pip >&2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$hermes_py" -m pip install --quiet "hermes-agent==$HERMES_VERSION" 2>&1 | quiet_pip >&2
   hermes_ok || die "pip install finished but hermes-agent $HERMES_VERSION is not importable"
 fi
 

@@ -94,6 +94,7 @@ class RecordingApi:
 class _ApiHandler(BaseHTTPRequestHandler):
     api: RecordingApi
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small SSE frames go out at once (no 40 ms delayed-ACK stalls)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("recording api: " + format, *args)

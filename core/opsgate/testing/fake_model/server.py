@@ -348,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeModelServer  # set on the bound subclass
     protocol_version = "HTTP/1.1"
     server_version = "opsgate-fake-model/1"
+    disable_nagle_algorithm = True  # small SSE frames go out at once (no 40 ms delayed-ACK stalls)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("fake model: " + format, *args)
