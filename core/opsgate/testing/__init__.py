@@ -6,10 +6,11 @@ Enable it with `pytest_plugins = ["opsgate.testing"]` in a top-level conftest.
 from opsgate.testing.capabilities import deselect_unsupported, requires
 from opsgate.testing.fixtures import *  # noqa: F401,F403  (pytest collects fixtures by name)
 from opsgate.testing.provider_contract import TicketProviderContract
+from opsgate.testing.tool_contracts import DeployTargetContract, ToolAdapterContract
 
 
 def pytest_collection_modifyitems(session, config, items):
     deselect_unsupported(items, config)
 
 
-__all__ = ["TicketProviderContract", "requires"]
+__all__ = ["DeployTargetContract", "TicketProviderContract", "ToolAdapterContract", "requires"]
