@@ -267,9 +267,12 @@ async def main() -> int:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--requests", type=int, default=200, help="sequential requests per read scenario")
     ap.add_argument("--skip-create", action="store_true")
+    ap.add_argument("--seed-only", action="store_true", help="seed, then exit without measuring")
     args = ap.parse_args()
 
     await seed(args.database_url, args.seed)
+    if args.seed_only:
+        return 0
     token = None if args.token == "none" else (args.token or await mint_token(args.database_url))
     parts = urlsplit(args.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
