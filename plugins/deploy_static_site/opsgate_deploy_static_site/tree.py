@@ -21,7 +21,7 @@ from opsgate_deploy_static_site.rules import INDEX, check_name, extension_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Limits", "Totals", "copy_tree", "open_source_root", "scan_tree"]
+__all__ = ["Limits", "Totals", "copy_tree", "open_source_root", "printable", "scan_tree", "split_source"]
 
 FIELD = "source_dir"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,8 +53,14 @@ class Totals:
     paths: list[str] = field(default_factory=list)
 
 
+def printable(rel: str) -> str:
+    """`rel` with control, non-ASCII and undecodable characters escaped, cut to 200 characters."""
+    text = ascii(rel)[1:-1]
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _refuse(rel: str, reason: str) -> Invalid:
-    return Invalid(FIELD, f"{rel}: {reason}" if rel else reason)
+    return Invalid(FIELD, f"{printable(rel)}: {reason}" if rel else reason)
 
 
 def _kind(mode: int) -> str:
