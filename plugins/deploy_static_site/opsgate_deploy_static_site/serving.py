@@ -127,10 +127,13 @@ def make_route(published_dir: str | os.PathLike[str]) -> object:
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         found = resolve(root, raw.decode("latin-1"))
         if found is None:
-            return Response(content=b"not found", status_code=404, media_type="text/plain; charset=utf-8",
+            return Response(content=b"not found", status_code=404, media_type="text/plain",
                             headers=HEADERS)
         if found.location:
             return Response(content=b"", status_code=301, headers={**HEADERS, "Location": found.location})
-        return Response(content=found.body, media_type=found.content_type, headers=HEADERS)
+        # Litestar appends "; charset=utf-8" to text/* types itself.
+        media_type = found.content_type.split(";", 1)[0] if found.content_type.startswith("text/") \
+            else found.content_type
+        return Response(content=found.body, media_type=media_type, headers=HEADERS)
 
     return published_file
