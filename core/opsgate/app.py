@@ -33,12 +33,13 @@ def _is_async(fn: Any) -> bool:
 
 def core_route_handlers() -> list[Any]:
     """Every controller and handler of the core domains."""
+    from opsgate.agents.routes import ROUTES as agent_routes
     from opsgate.auth.routes import ROUTES as auth_routes
     from opsgate.dashboard.routes import ROUTES as dashboard_routes
     from opsgate.system.routes import PluginController, health
     from opsgate.tickets.routes import ROUTES as ticket_routes
 
-    return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes]
+    return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes, *agent_routes]
 
 
 def undeclared_routes(app: Litestar) -> list[str]:
@@ -63,13 +64,31 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        from opsgate.events.listener import EventListener
+        from opsgate.runner.runner import Runner
+
         app.state.pool = await create_pool(settings.database_url, settings)
+        app.state.runner = None
         try:
-            await host.startup(app)
+            # One LISTEN connection per process: the WebSocket, the opsgate_event fan-out and the runner.
+            app.state.events = EventListener(settings, app.state.pool, host=host, fan_out_plugins=True)
+            await app.state.events.start()
             try:
-                yield
+                await host.startup(app)
+                try:
+                    if settings.runner_enabled:
+                        app.state.runner = Runner(settings, host, app.state.pool, listener=app.state.events,
+                                                  kind="serve")
+                        await app.state.runner.start()
+                    try:
+                        yield
+                    finally:
+                        if app.state.runner is not None:
+                            await app.state.runner.stop()
+                finally:
+                    await host.shutdown(app)
             finally:
-                await host.shutdown(app)
+                await app.state.events.stop()
         finally:
             await app.state.pool.close()
 

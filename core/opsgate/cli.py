@@ -1,4 +1,4 @@
-"""The `opsgate` command: serve, migrate, plugins, doctor, token."""
+"""The `opsgate` command: serve, worker, migrate, plugins, doctor, token."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def serve(host: str | None, port: int | None) -> None:
         if token:
             click.echo("created the first admin token (shown once, store it now):", err=True)
             click.echo(token, err=True)
-        app = create_app(settings)
+        app = create_app(settings, _load_plugins(settings))
         click.echo(f"opsgate {__version__} listening on http://{settings.host}:{settings.port}", err=True)
         config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                                 log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
@@ -116,6 +116,71 @@ def _graceful_server_class():
 
 def _GracefulServer(config):  # noqa: N802 - reads like the class it builds
     return _graceful_server_class()(config)
+
+
+def _load_plugins(settings: Settings):
+    """Installed plugins (entry points) plus any `OPSGATE_PLUGIN_MODULES` (`name=module`) imported by path."""
+    import importlib
+
+    from opsgate import plugins
+
+    extra = []
+    for spec in settings.plugin_modules:
+        name, sep, module = spec.partition("=")
+        if not sep or not name.strip() or not module.strip():
+            raise click.ClickException(f"OPSGATE_PLUGIN_MODULES: {spec!r} is not name=module")
+        try:
+            extra.append((name.strip(), importlib.import_module(module.strip())))
+        except ImportError as exc:
+            raise click.ClickException(f"OPSGATE_PLUGIN_MODULES: cannot import {module.strip()!r}: {exc}") from exc
+    return plugins.load(settings, extra=extra)
+
+
+@main.command()
+def worker() -> None:
+    """Run an agent runner without the API (any number, on any host sharing the database)."""
+    settings = _settings()
+    _configure_logging(settings)
+    _require_db(settings)
+    host = _load_plugins(settings)
+    if not host.harnesses():
+        raise click.ClickException("no harness plugin is enabled; this worker could never run a task")
+    click.echo(f"opsgate {__version__} worker with harnesses {', '.join(sorted(host.harnesses()))}", err=True)
+    try:
+        import uvloop
+
+        uvloop.run(_run_worker(settings, host))
+    except ImportError:
+        asyncio.run(_run_worker(settings, host))
+
+
+async def _run_worker(settings: Settings, host) -> None:
+    from opsgate.db.pool import create_pool
+    from opsgate.events.listener import EventListener
+    from opsgate.runner.runner import Runner
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    pool = await create_pool(settings.database_url or "", settings, min_size=1,
+                             max_size=max(4, min(settings.db_pool_max, 10)))
+    try:
+        listener = EventListener(settings, pool, host=host, fan_out_plugins=False)
+        await listener.start()
+        try:
+            runner = Runner(settings, host, pool, listener=listener, kind="worker")
+            await runner.start()
+            click.echo(f"runner {runner.id} started", err=True)
+            try:
+                await stop.wait()
+            finally:
+                await runner.stop()
+        finally:
+            await listener.stop()
+    finally:
+        await pool.close()
+    click.echo("worker stopped", err=True)
 
 
 async def _bootstrap(settings: Settings) -> str | None:

@@ -60,7 +60,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ticket_provider: str = "local"
     work_dir: str = ""
     runner_enabled: bool = True
+    runner_recovery: str = "fail"
+    runner_heartbeat_seconds: float = 5.0
+    runner_lease_seconds: float = 30.0
+    runner_poll_seconds: float = 5.0
+    runner_stall_seconds: float = 900.0
+    runner_stop_grace_seconds: float = 10.0
+    runner_max_local: int = 0
+    runner_output_tail_bytes: int = 65536
     plugin_call_timeout: float = 30.0
+    change_default_expiry_seconds: int = 3600
+    change_max_expiry_seconds: int = 604800
+    change_approved_ttl_seconds: int = 86400
+    change_sweep_interval_seconds: float = 30.0
+    demo_auto_approve: bool = False
+    lease_default_ttl_seconds: int = 3600
+    lease_max_ttl_seconds: int = 86400
+    plugin_modules: tuple[str, ...] = ()
+    agent_llm_base_url: str = ""
+    agent_llm_api_key: str = ""
+    codex_auth_mode: str = "api_key"
+    codex_oauth_model: str = "gpt-5-codex"
     env: dict[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -91,6 +111,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "login_lockout_seconds": "OPSGATE_LOGIN_LOCKOUT_SECONDS",
             "ticket_provider": "OPSGATE_TICKET_PROVIDER",
             "plugin_call_timeout": "OPSGATE_PLUGIN_CALL_TIMEOUT",
+            "change_default_expiry_seconds": "OPSGATE_CHANGE_DEFAULT_EXPIRY_SECONDS",
+            "change_max_expiry_seconds": "OPSGATE_CHANGE_MAX_EXPIRY_SECONDS",
+            "change_approved_ttl_seconds": "OPSGATE_CHANGE_APPROVED_TTL_SECONDS",
+            "change_sweep_interval_seconds": "OPSGATE_CHANGE_SWEEP_INTERVAL_SECONDS",
+            "lease_default_ttl_seconds": "OPSGATE_LEASE_DEFAULT_TTL_SECONDS",
+            "lease_max_ttl_seconds": "OPSGATE_LEASE_MAX_TTL_SECONDS",
+            "runner_recovery": "OPSGATE_RUNNER_RECOVERY",
+            "runner_heartbeat_seconds": "OPSGATE_RUNNER_HEARTBEAT_SECONDS",
+            "runner_lease_seconds": "OPSGATE_RUNNER_LEASE_SECONDS",
+            "runner_poll_seconds": "OPSGATE_RUNNER_POLL_SECONDS",
+            "runner_stall_seconds": "OPSGATE_RUNNER_STALL_SECONDS",
+            "runner_stop_grace_seconds": "OPSGATE_RUNNER_STOP_GRACE_SECONDS",
+            "runner_max_local": "OPSGATE_RUNNER_MAX_LOCAL",
+            "runner_output_tail_bytes": "OPSGATE_RUNNER_OUTPUT_TAIL_BYTES",
+            "agent_llm_base_url": "AGENT_LLM_BASE_URL",
+            "agent_llm_api_key": "AGENT_LLM_API_KEY",
+            "codex_auth_mode": "CODEX_AUTH_MODE",
+            "codex_oauth_model": "CODEX_OAUTH_MODEL",
         }
         for field, var in simple.items():
             if env.get(var, "") != "":
@@ -100,6 +138,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "migrate": "OPSGATE_MIGRATE",
             "cookie_secure": "OPSGATE_COOKIE_SECURE",
             "runner_enabled": "OPSGATE_RUNNER",
+            "demo_auto_approve": "OPSGATE_DEMO_AUTO_APPROVE",
         }
         for field, var in flags.items():
             if var in env:
@@ -108,6 +147,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raw["plugins"] = _csv(env["OPSGATE_PLUGINS"])
         if "OPSGATE_DISABLE_PLUGINS" in env:
             raw["disable_plugins"] = _csv(env["OPSGATE_DISABLE_PLUGINS"])
+        if "OPSGATE_PLUGIN_MODULES" in env:
+            raw["plugin_modules"] = _csv(env["OPSGATE_PLUGIN_MODULES"])
         if "OPSGATE_CORS_ORIGINS" in env:
             raw["cors_origins"] = _csv(env["OPSGATE_CORS_ORIGINS"])
         raw.update(overrides)
@@ -116,6 +157,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise Invalid("OPSGATE_AUTH_MODE", "must be 'enabled' or 'disabled'")
         if settings.log_format not in ("json", "text"):
             raise Invalid("OPSGATE_LOG_FORMAT", "must be 'json' or 'text'")
+        _check_time_limits(settings)
+        if settings.runner_recovery not in ("fail", "requeue"):
+            raise Invalid("OPSGATE_RUNNER_RECOVERY", "must be 'fail' or 'requeue'")
+        if settings.codex_auth_mode not in ("api_key", "oauth"):
+            raise Invalid("CODEX_AUTH_MODE", "must be 'api_key' or 'oauth'")
+        for field, var in (("runner_heartbeat_seconds", "OPSGATE_RUNNER_HEARTBEAT_SECONDS"),
+                           ("runner_lease_seconds", "OPSGATE_RUNNER_LEASE_SECONDS"),
+                           ("runner_poll_seconds", "OPSGATE_RUNNER_POLL_SECONDS")):
+            if getattr(settings, field) <= 0:
+                raise Invalid(var, "must be greater than 0")
+        if settings.runner_lease_seconds < settings.runner_heartbeat_seconds * 2:
+            raise Invalid("OPSGATE_RUNNER_LEASE_SECONDS", "must be at least twice OPSGATE_RUNNER_HEARTBEAT_SECONDS")
         return settings
 
     def with_(self, **changes: Any) -> "Settings":
@@ -144,6 +197,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             with os.fdopen(fd, "w") as fh:
                 fh.write(key)
             return key
+
+
+def _check_time_limits(settings: Settings) -> None:
+    """Approval-gate and lease time limits: positive, and each default within its maximum."""
+    pairs = (
+        ("OPSGATE_CHANGE_DEFAULT_EXPIRY_SECONDS", settings.change_default_expiry_seconds,
+         "OPSGATE_CHANGE_MAX_EXPIRY_SECONDS", settings.change_max_expiry_seconds),
+        ("OPSGATE_LEASE_DEFAULT_TTL_SECONDS", settings.lease_default_ttl_seconds,
+         "OPSGATE_LEASE_MAX_TTL_SECONDS", settings.lease_max_ttl_seconds),
+    )
+    for default_var, default, max_var, maximum in pairs:
+        if maximum < 1:
+            raise Invalid(max_var, "must be at least 1 second")
+        if not 1 <= default <= maximum:
+            raise Invalid(default_var, f"must be between 1 and {max_var} ({maximum})")
+    if settings.change_approved_ttl_seconds < 1:
+        raise Invalid("OPSGATE_CHANGE_APPROVED_TTL_SECONDS", "must be at least 1 second")
+    if settings.change_sweep_interval_seconds < 0:
+        raise Invalid("OPSGATE_CHANGE_SWEEP_INTERVAL_SECONDS", "must be 0 (off) or more")
 
 
 def _csv(value: str) -> tuple[str, ...]:

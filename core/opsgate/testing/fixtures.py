@@ -84,8 +84,10 @@ def test_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """`test_settings(**overrides)`: settings for this test's database and a private data dir."""
 
     def build(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        # The runner stays off unless a test asks for it (OPSGATE_RUNNER=1 or runner_enabled=True).
         base_env = {"OPSGATE_DATA_DIR": str(tmp_path / "data"), "OPSGATE_LOG_FORMAT": "text",
-                    "OPSGATE_SECRET_KEY": "test-secret-key-not-for-production", "HOME": str(tmp_path)}
+                    "OPSGATE_SECRET_KEY": "test-secret-key-not-for-production", "HOME": str(tmp_path),
+                    "OPSGATE_RUNNER": "0"}
         base_env.update(env or {})
         settings = Settings.from_env(base_env, database_url=db_url, **overrides)
         return settings

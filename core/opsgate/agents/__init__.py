@@ -1,0 +1,1 @@
+"""Agents and their tasks: spawning, control, runtime configuration, read APIs."""

@@ -1,0 +1,1 @@
+"""The agent runner: claims queued tasks, lays out work dirs, starts and supervises harness processes."""
