@@ -88,7 +88,8 @@ def resolve(published_dir: str | os.PathLike[str], raw_path: str) -> Found | Non
         return None
     fds = [root]
     try:
-        if not LINK_TARGET_RE.match(os.readlink(slug, dir_fd=root)):
+        link = LINK_TARGET_RE.match(os.readlink(slug, dir_fd=root))
+        if link is None or link.group(1) != slug:
             return None
         fds.append(os.open(slug, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root))  # the one link
         if not rest:
