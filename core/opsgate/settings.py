@@ -81,6 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     agent_llm_api_key: str = ""
     codex_auth_mode: str = "api_key"
     codex_oauth_model: str = "gpt-5-codex"
+    intake_auto_assign_cap: int = 10
+    intake_auto_assign_window_seconds: int = 3600
+    intake_min_score: float = 1.0
+    intake_clarify_confidence: float = 0.6
     env: dict[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -129,6 +133,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "agent_llm_api_key": "AGENT_LLM_API_KEY",
             "codex_auth_mode": "CODEX_AUTH_MODE",
             "codex_oauth_model": "CODEX_OAUTH_MODEL",
+            "intake_auto_assign_cap": "OPSGATE_INTAKE_AUTO_ASSIGN_CAP",
+            "intake_auto_assign_window_seconds": "OPSGATE_INTAKE_AUTO_ASSIGN_WINDOW_SECONDS",
+            "intake_min_score": "OPSGATE_INTAKE_MIN_SCORE",
+            "intake_clarify_confidence": "OPSGATE_INTAKE_CLARIFY_CONFIDENCE",
         }
         for field, var in simple.items():
             if env.get(var, "") != "":
@@ -158,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if settings.log_format not in ("json", "text"):
             raise Invalid("OPSGATE_LOG_FORMAT", "must be 'json' or 'text'")
         _check_time_limits(settings)
+        _check_intake(settings)
         if settings.runner_recovery not in ("fail", "requeue"):
             raise Invalid("OPSGATE_RUNNER_RECOVERY", "must be 'fail' or 'requeue'")
         if settings.codex_auth_mode not in ("api_key", "oauth"):
@@ -216,6 +225,18 @@ def _check_time_limits(settings: Settings) -> None:
         raise Invalid("OPSGATE_CHANGE_APPROVED_TTL_SECONDS", "must be at least 1 second")
     if settings.change_sweep_interval_seconds < 0:
         raise Invalid("OPSGATE_CHANGE_SWEEP_INTERVAL_SECONDS", "must be 0 (off) or more")
+
+
+def _check_intake(settings: Settings) -> None:
+    """Intake routing and auto-assignment limits."""
+    if settings.intake_auto_assign_cap < 0:
+        raise Invalid("OPSGATE_INTAKE_AUTO_ASSIGN_CAP", "must be 0 (auto-assignment off) or more")
+    if settings.intake_auto_assign_window_seconds < 1:
+        raise Invalid("OPSGATE_INTAKE_AUTO_ASSIGN_WINDOW_SECONDS", "must be at least 1 second")
+    if settings.intake_min_score <= 0:
+        raise Invalid("OPSGATE_INTAKE_MIN_SCORE", "must be greater than 0")
+    if not 0 <= settings.intake_clarify_confidence <= 1:
+        raise Invalid("OPSGATE_INTAKE_CLARIFY_CONFIDENCE", "must be between 0 and 1")
 
 
 def _csv(value: str) -> tuple[str, ...]:
