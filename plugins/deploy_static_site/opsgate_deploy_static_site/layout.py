@@ -22,8 +22,8 @@ import re
 import secrets
 import shutil
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ __all__ = ["Layout", "LINK_TARGET_RE"]
 
 VERSIONS, TMP, TRASH, LOCKS = ".versions", ".tmp", ".trash", ".locks"
 LINK_TARGET_RE = re.compile(r"^\.versions/([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\.([0-9a-f]{32})$")
+_VERSION_RE = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\.[0-9a-f]{32}$")
 _TRASH_RE = re.compile(r"^(?P<name>.+)\.(?P<ns>[0-9]{1,20})$")
 _STALE_TMP_SECONDS = 3600.0
 
@@ -72,34 +73,44 @@ class Layout:
 
     def activate(self, slug: str, version: str, temp: Path) -> None:
         """Move a validated copy into `.versions` and point `<slug>` at it in one rename."""
-        os.rename(temp, self.root / VERSIONS / version)
+        stored = self.root / VERSIONS / version
         link = self.root / TMP / f"{version}.link"
-        os.symlink(f"{VERSIONS}/{version}", link)
         live = self.root / slug
-        with self.locked(slug):
-            previous = self._current(live)
-            if live.is_dir() and not live.is_symlink():
-                # Not written by this plugin (a hand-made folder): move it aside first.
-                log.warning("replacing a hand-made published folder %s", live)
-                os.rename(live, self._trash_name(slug))
-            os.replace(link, live)
-            if previous and previous != version:
-                os.rename(self.root / VERSIONS / previous, self._trash_name(previous))
+        os.rename(temp, stored)
+        try:
+            os.symlink(f"{VERSIONS}/{version}", link)
+            with self.locked(slug):
+                previous = self._current(live)
+                if live.is_dir() and not live.is_symlink():
+                    # Not written by this plugin (a hand-made folder): move it aside first.
+                    log.warning("replacing a hand-made published folder %s", live)
+                    os.rename(live, self._trash_name(slug))
+                os.replace(link, live)
+                if previous and previous != version:
+                    os.rename(self.root / VERSIONS / previous, self._trash_name(previous))
+        except BaseException:
+            _unlink(link)
+            if self.live_version(slug) != version:
+                self.discard(stored)
+            raise
         log.info("published site %s as %s", slug, version)
 
     def cleanup(self, retain_seconds: float) -> None:
-        """Delete trashed versions past the grace period and copies left by a crashed deploy."""
+        """Delete trashed versions past the grace period, and copies or versions left by a crashed deploy."""
         now = time.time_ns()
+        for entry in _entries(self.root / VERSIONS):
+            match = _VERSION_RE.match(entry.name)
+            if match is None or _age(entry) < _STALE_TMP_SECONDS:
+                continue
+            with self.locked(match[1]):  # a swap in progress moves its old version to .trash itself
+                if self.live_version(match[1]) != entry.name and os.path.lexists(entry.path):
+                    self.discard(Path(entry.path))
         for entry in _entries(self.root / TRASH):
             match = _TRASH_RE.match(entry.name)
             if match is None or (now - int(match["ns"])) / 1e9 >= retain_seconds:
                 self.discard(Path(entry.path))
         for entry in _entries(self.root / TMP):
-            try:
-                age = time.time() - entry.stat(follow_symlinks=False).st_mtime
-            except FileNotFoundError:
-                continue
-            if age >= _STALE_TMP_SECONDS:
+            if _age(entry) >= _STALE_TMP_SECONDS:
                 if entry.is_dir(follow_symlinks=False):
                     self.discard(Path(entry.path))
                 else:
@@ -127,6 +138,14 @@ def _entries(path: Path) -> list[os.DirEntry[str]]:
             return list(it)
     except FileNotFoundError:
         return []
+
+
+def _age(entry: os.DirEntry[str]) -> float:
+    """Seconds since the entry last changed (0 if it is already gone)."""
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _unlink(path: Path) -> None:

@@ -100,6 +100,21 @@ async def test_copies_left_by_a_crashed_deploy_are_removed(work, published, make
     assert os.listdir(published / ".tmp") == [fresh.name]
 
 
+async def test_versions_orphaned_by_a_crash_are_removed_but_live_ones_kept(work, published, make_target,
+                                                                         request_for, site):
+    target = make_target()
+    site(work / "site")
+    await target.publish(request_for("site", "keep"))
+    live = _live(published, "keep")
+    orphan = published / ".versions" / ("keep." + "a" * 32)
+    orphan.mkdir()
+    old = time.time() - 7200
+    for path in (live, orphan):
+        os.utime(path, (old, old))
+    await target.publish(request_for("site", "other"))
+    assert live.is_dir() and not orphan.exists()
+
+
 async def test_a_hand_made_folder_is_replaced(work, published, make_target, request_for, site):
     (published / "manual").mkdir(parents=True)
     (published / "manual" / "index.html").write_text("by hand")
