@@ -33,13 +33,17 @@ def _is_async(fn: Any) -> bool:
 
 def core_route_handlers() -> list[Any]:
     """Every controller and handler of the core domains."""
+    from opsgate.access.routes import ROUTES as access_routes
     from opsgate.agents.routes import ROUTES as agent_routes
     from opsgate.auth.routes import ROUTES as auth_routes
+    from opsgate.changes.routes import ROUTES as change_routes
     from opsgate.dashboard.routes import ROUTES as dashboard_routes
+    from opsgate.leases.routes import ROUTES as lease_routes
     from opsgate.system.routes import PluginController, health
     from opsgate.tickets.routes import ROUTES as ticket_routes
 
-    return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes, *agent_routes]
+    return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes, *agent_routes,
+            *change_routes, *access_routes, *lease_routes]
 
 
 def undeclared_routes(app: Litestar) -> list[str]:
@@ -65,11 +69,14 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         from opsgate.events.listener import EventListener
+        from opsgate.changes.sweeper import Sweeper
         from opsgate.runner.runner import Runner
 
         app.state.pool = await create_pool(settings.database_url, settings)
         app.state.runner = None
+        app.state.sweeper = Sweeper(app.state.pool, settings, host)  # gate/lease expiry, cascades
         try:
+            app.state.sweeper.start()
             # One LISTEN connection per process: the WebSocket, the opsgate_event fan-out and the runner.
             app.state.events = EventListener(settings, app.state.pool, host=host, fan_out_plugins=True)
             await app.state.events.start()
@@ -90,6 +97,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
             finally:
                 await app.state.events.stop()
         finally:
+            await app.state.sweeper.stop()
             await app.state.pool.close()
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=True) \
