@@ -1,6 +1,7 @@
 -- Tickets, notes and attachments. Every write of a state change is one
--- statement: the change, its timeline note, its audit row, its events and
--- their NOTIFY go in together (one round trip, one implicit transaction).
+-- statement: the change, its timeline note, its audit row and its events go in
+-- together (one round trip, one implicit transaction). The NOTIFY of the
+-- events follows with notify_events once that has committed.
 
 -- name: get_ticket
 SELECT *
@@ -62,10 +63,8 @@ WITH nid AS (
                               'visibility', 'internal', 'author', $15::text, 'steer', false)
       FROM t, n
     RETURNING id
-), nt AS (
-    SELECT pg_notify($27::text, e.id::text) FROM e
 )
-SELECT t.*, n.id AS note_id, a.id AS audit_id, (SELECT count(*) FROM nt) AS notified
+SELECT t.*, n.id AS note_id, a.id AS audit_id, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM t, n, a
 
 -- name: get_idempotency_key
@@ -108,12 +107,10 @@ WITH u AS (
                               'visibility', $8::text, 'author', $6::text, 'steer', $14::boolean)
       FROM u, n
     RETURNING id
-), nt AS (
-    SELECT pg_notify($15::text, e.id::text) FROM e
 )
 SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body AS n_body,
        n.author AS n_author, n.source AS n_source, n.visibility AS n_visibility, n.agent_id AS n_agent_id,
-       n.details AS n_details, a.id AS audit_id, (SELECT count(*) FROM nt) AS notified
+       n.details AS n_details, a.id AS audit_id, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM u, n, a
 
 -- name: assign_ticket
@@ -150,12 +147,10 @@ WITH u AS (
                               'visibility', 'internal', 'author', $11::text, 'steer', false)
       FROM u, n
     RETURNING id
-), nt AS (
-    SELECT pg_notify($17::text, e.id::text) FROM e
 )
 SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body AS n_body,
        n.author AS n_author, n.source AS n_source, n.visibility AS n_visibility, n.agent_id AS n_agent_id,
-       n.details AS n_details, a.id AS audit_id, (SELECT count(*) FROM nt) AS notified
+       n.details AS n_details, a.id AS audit_id, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM u, n, a
 
 -- name: add_note
@@ -185,10 +180,8 @@ WITH nid AS (
                               'visibility', n.visibility, 'author', n.author, 'steer', $8::boolean)
       FROM n
     RETURNING id
-), nt AS (
-    SELECT pg_notify($13::text, e.id::text) FROM e
 )
-SELECT n.*, (SELECT count(*) FROM nt) AS notified
+SELECT n.*, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM n
 
 -- name: get_note
@@ -220,10 +213,8 @@ WITH x AS (
            jsonb_build_object('ticket_id', x.ticket_id, 'attachment_id', x.id, 'filename', x.filename)
       FROM x
     RETURNING id
-), nt AS (
-    SELECT pg_notify($12::text, e.id::text) FROM e
 )
-SELECT x.*, (SELECT count(*) FROM nt) AS notified
+SELECT x.*, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM x
 
 -- name: list_notes
@@ -240,3 +231,12 @@ SELECT *
  WHERE ticket_id = $1::bigint
  ORDER BY id
  LIMIT $2::integer
+
+-- name: notify_events
+-- After the writing transaction committed: wake listeners for these event ids.
+-- A NOTIFY takes a cluster-wide lock from pre-commit until its commit is
+-- flushed, so NOTIFY inside the writing transaction serialises every write on
+-- the WAL flush; this notify-only transaction commits asynchronously instead
+-- (the event rows themselves are already durable).
+SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, x::text)
+  FROM unnest($2::bigint[]) AS x

@@ -23,6 +23,7 @@ GET_NOTE = _Q["get_note"]
 ADD_ATTACHMENT = _Q["add_attachment"]
 LIST_NOTES = _Q["list_notes"]
 LIST_ATTACHMENTS = _Q["list_attachments"]
+NOTIFY_EVENTS = _Q["notify_events"]
 
 Row = dict[str, Any]
 
@@ -82,21 +83,29 @@ def _split_note(row: asyncpg.Record) -> tuple[Row, Row]:
     for key, value in row.items():
         if key.startswith("n_"):
             note[key[2:]] = value
-        elif key not in ("audit_id", "notified"):
+        elif key not in ("audit_id", "event_ids"):
             ticket[key] = value
     note["ticket_id"] = ticket["id"]
     return ticket, note
 
 
-async def transition_ticket(conn: Connection, *args: Any) -> tuple[Row, Row] | None:
-    """(ticket after, note) or None when the ticket was not in the expected status."""
+async def transition_ticket(conn: Connection, *args: Any) -> tuple[Row, Row, list[int]] | None:
+    """(ticket after, note, event ids) or None when the ticket was not in the expected status."""
     row = await _fetchrow(conn, TRANSITION_TICKET, *args)
-    return None if row is None else _split_note(row)
+    return None if row is None else (*_split_note(row), list(row["event_ids"]))
 
 
-async def assign_ticket(conn: Connection, *args: Any) -> tuple[Row, Row] | None:
+async def assign_ticket(conn: Connection, *args: Any) -> tuple[Row, Row, list[int]] | None:
     row = await _fetchrow(conn, ASSIGN_TICKET, *args)
-    return None if row is None else _split_note(row)
+    return None if row is None else (*_split_note(row), list(row["event_ids"]))
+
+
+async def notify_events(conn: Connection, channel: str, event_ids: list[int]) -> None:
+    """NOTIFY committed events; never inside a transaction (it would make that commit asynchronous)."""
+    if conn.is_in_transaction():
+        raise RuntimeError("notify_events must run after the writing transaction has committed")
+    if event_ids:
+        await conn.execute(NOTIFY_EVENTS, channel, event_ids)
 
 
 async def add_note(conn: Connection, *args: Any) -> Row | None:

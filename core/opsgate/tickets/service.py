@@ -2,7 +2,8 @@
 
 Every state change (create, status, assignment, request-info, user-response)
 writes the change, a ticket note, an audit row and its domain events in one
-statement (so in one transaction), and NOTIFYs the events with it.
+statement (so in one transaction); the events' NOTIFY follows right after the
+commit (see `notify_events` in queries.sql for why not inside it).
 """
 
 from __future__ import annotations
@@ -214,12 +215,13 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         _optional(data.requester_email), _optional(data.requester_phone), _optional(data.affected_user),
         _optional(data.affected_user_email), created_by, provider, sync_status, local,
         principal.actor, principal.actor_kind, f"Ticket created by {created_by}: {title}", details, payload,
-        principal.actor, key, _request_hash("ticket_create", data) if key else None, CHANNEL,
+        principal.actor, key, _request_hash("ticket_create", data) if key else None,
     )
     if row is None:  # the key was used before
         first = await _replayed(conn, principal, "ticket_create", key, _request_hash("ticket_create", data))
         row = await visible_ticket(conn, principal, first["ticket_id"])
         return _created(host, row, auto, replay=True)
+    await repo.notify_events(conn, CHANNEL, row["event_ids"])
     log.info("ticket created", extra={"ticket_id": row["id"], "status": status, "provider": provider})
     return _created(host, row, auto, replay=False)
 
@@ -308,13 +310,14 @@ async def add_note(conn: Connection, principal: Principal, ticket_id: int, data:
     request_hash = _request_hash("ticket_note", ticket_id, data) if key else None
     steer = vocab.steers(source)
     row = await repo.add_note(conn, ticket_id, body, author, source, visibility, principal.agent_id, data.details,
-                              steer, principal.actor, key, request_hash, principal.actor, CHANNEL)
+                              steer, principal.actor, key, request_hash, principal.actor)
     if row is None:
         first = await _replayed(conn, principal, "ticket_note", key, _request_hash("ticket_note", ticket_id, data))
         note = await repo.get_note(conn, first["note_id"])
         if note is None:
             raise Conflict("Idempotency-Key is in use; retry")
         return to_note(note, replay=True)
+    await repo.notify_events(conn, CHANNEL, row["event_ids"])
     return to_note(row)
 
 
@@ -327,9 +330,10 @@ async def add_attachment(conn: Connection, principal: Principal, ticket_id: int,
     row = await repo.add_attachment(
         conn, ticket_id, principal.actor, data.note_id, filename, data.content_type.strip() or "application/octet-stream",
         data.size_bytes, _optional(data.storage_ref), data.sha256.lower() if data.sha256 else None, data.metadata,
-        principal.actor_kind, principal.agent_id, CHANNEL)
+        principal.actor_kind, principal.agent_id)
     if row is None:
         raise Invalid("note_id", f"note {data.note_id} is not a note of ticket {ticket_id}")
+    await repo.notify_events(conn, CHANNEL, row["event_ids"])
     return to_attachment(row)
 
 
@@ -341,10 +345,11 @@ async def _transition(conn: Connection, principal: Principal, host: PluginHost, 
                       details: dict[str, Any], action: str) -> TicketChange:
     result = await repo.transition_ticket(
         conn, row["id"], row["status"], to_status, note_kind, body, author, source, visibility,
-        principal.agent_id, details, principal.actor, principal.actor_kind, action, vocab.steers(source), CHANNEL)
+        principal.agent_id, details, principal.actor, principal.actor_kind, action, vocab.steers(source))
     if result is None:
         raise Conflict(f"ticket {row['id']} changed status concurrently (it was {row['status']!r}); reload and retry")
-    ticket, note = result
+    ticket, note, event_ids = result
+    await repo.notify_events(conn, CHANNEL, event_ids)
     log.info("ticket %s", action, extra={"ticket_id": row["id"], "from": row["status"], "to": to_status})
     return TicketChange(ticket=to_detail(host, ticket), note=to_note(note), previous_status=row["status"],
                         changed={"status": {"from": row["status"], "to": to_status}})
@@ -448,10 +453,11 @@ async def change_assignment(conn: Connection, principal: Principal, host: Plugin
             "assignee" in given, given.get("assignee"), "assignee_team" in given, given.get("assignee_team"),
             "owning_group" in given, given.get("owning_group"), "priority" in given, given.get("priority"),
             body, who, _author_source(principal), principal.agent_id, details, principal.actor,
-            principal.actor_kind, CHANNEL)
+            principal.actor_kind)
     if result is None:  # cannot happen under the row lock
         raise NotFound(f"ticket {ticket_id} not found")
-    ticket, note = result
+    ticket, note, event_ids = result
+    await repo.notify_events(conn, CHANNEL, event_ids)
     log.info("ticket assignment changed", extra={"ticket_id": ticket_id, "fields": sorted(changed)})
     return TicketChange(ticket=to_detail(host, ticket), note=to_note(note), previous_status=row["status"],
                         changed=changed)
