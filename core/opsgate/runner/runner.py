@@ -259,6 +259,7 @@ class TaskRun:
         """Record the end first (compare-and-set), then stop the process."""
         proc = self.process
         assert proc is not None
+        await self.flush()
         await self.finish(status, reason, None, progress=progress)
         await proc.terminate(self.settings.runner_stop_grace_seconds)
         await self.flush(force=True)

@@ -25,10 +25,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 
 TASK_ID = os.environ.get("OPSGATE_TASK_ID", "?")
 _records: list[str] = []
@@ -52,6 +50,8 @@ def checkpoint(status: str, progress: str, summary: str) -> None:
 
 
 def note(body: str) -> None:
+    import urllib.request  # imported only when used: keeps the fake agent's start-up fast
+
     url = f"{os.environ['OPSGATE_API_URL']}/api/tickets/{os.environ['OPSGATE_TICKET_ID']}/notes"
     request = urllib.request.Request(url, data=json.dumps({"body": body}).encode(), method="POST", headers={
         "Authorization": f"Bearer {os.environ['OPSGATE_AGENT_TOKEN']}", "Content-Type": "application/json"})
@@ -108,6 +108,8 @@ def main() -> int:
             elif verb == "ignore-term":
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
             elif verb == "spawn-child":
+                import subprocess
+
                 subprocess.Popen(["sleep", rest or "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             elif verb == "fail":
                 say(f"FAKE-FAILURE {rest}")
