@@ -43,11 +43,14 @@ CREATE TABLE tickets (
     closed_at               timestamptz
 );
 -- One index per list filter, each ending in id so "filter ORDER BY id DESC LIMIT n" is an index walk.
+-- The list pages ids with an index-only scan first, then reads those rows.
 CREATE INDEX tickets_status_idx ON tickets (status, id);
+CREATE INDEX tickets_status_priority_idx ON tickets (status, priority, id);
 CREATE INDEX tickets_priority_idx ON tickets (priority, id);
 CREATE INDEX tickets_assignee_idx ON tickets (assignee, id) WHERE assignee IS NOT NULL;
 CREATE INDEX tickets_provider_idx ON tickets (provider, id);
-CREATE INDEX tickets_agent_idx ON tickets (agent_id, id) WHERE agent_id IS NOT NULL;
+CREATE INDEX tickets_agent_only_idx ON tickets (id) WHERE agent_id IS NOT NULL;
+CREATE INDEX tickets_agent_idx ON tickets (agent_id) WHERE agent_id IS NOT NULL;
 CREATE INDEX tickets_owning_group_idx ON tickets (owning_group, id) WHERE owning_group IS NOT NULL;
 CREATE INDEX tickets_created_idx ON tickets (created_at);
 CREATE INDEX tickets_resolved_idx ON tickets (resolved_at) WHERE resolved_at IS NOT NULL;
