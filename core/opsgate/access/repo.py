@@ -47,3 +47,17 @@ async def list_for_ticket(conn: Connection, ticket_id: int, limit: int) -> list[
 
 async def get_view(conn: Connection, access_request_id: int) -> Row | None:
     return _one(await conn.fetchrow(GET_VIEW, access_request_id))
+
+
+CREATE_CHILD_TICKET = _Q["create_child_ticket"]
+SET_CHILD_STATUS = _Q["set_child_status"]
+
+
+async def create_child_ticket(conn: Connection, *args: Any) -> int:
+    """The new child ticket's id (its note, audit row and events are written with it)."""
+    return (await conn.fetchrow(CREATE_CHILD_TICKET, *args))["id"]
+
+
+async def set_child_status(conn: Connection, *args: Any) -> bool:
+    """False when the child ticket was no longer in the expected status."""
+    return await conn.fetchrow(SET_CHILD_STATUS, *args) is not None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgspec
 from asyncpg import Connection
 
 from opsgate.access import repo
@@ -30,13 +29,13 @@ from opsgate.auth.principal import Principal
 from opsgate.changes import service as changes
 from opsgate.errors import Conflict, Invalid
 from opsgate.events import repo as events
+from opsgate.events.repo import CHANNEL
 from opsgate.leases import service as leases
 from opsgate.leases.scope import concrete
 from opsgate.leases.schemas import Lease
 from opsgate.plugins import PluginHost
 from opsgate.settings import Settings
 from opsgate.tickets import service as tickets
-from opsgate.tickets.schemas import StatusChange, TicketCreate
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +124,22 @@ async def create_access_request(conn: Connection, principal: Principal, settings
             f"Account: {account_ref}" if account_ref else "",
             f"Lease scope: {scope}" if scope else "",
             f"Risk: {risk}", f"Reason: {reason}" if reason else "") if line)
-        creator = msgspec.structs.replace(principal, groups=None)
-        child = await tickets.create_ticket(conn, creator, settings, host, TicketCreate(
-            title=f"Access request: {permission} on {resource}"[:500], description=description,
-            ticket_class="UserRequest", priority=parent["priority"], owning_group=group, assignee_team=group,
-            security_classification=parent["security_classification"], sync_provider=data.sync_provider))
+        child_id = await _create_child(conn, principal, settings, parent=parent, group=group,
+                                       title=f"Access request: {permission} on {resource}"[:500],
+                                       description=description, sync_provider=data.sync_provider)
         command = f"grant permission={permission!r} account_ref={account_ref!r} scope={str(scope) if scope else None!r}"
         gate = await changes.create_gate(
             conn, principal, settings, ticket=parent, agent_id=agent_id, kind="access", action="grant_access",
             target=resource, command=command, reason=reason, risk=risk,
-            approval_policy={"requires_human": True, "access_request": True, "child_ticket_id": child.id},
+            approval_policy={"requires_human": True, "access_request": True, "child_ticket_id": child_id},
             expires_in_seconds=data.expires_in_seconds,
             note=(f"Access requested by {principal.actor} (change #{{id}}): {permission} on {resource}"
-                  + (f", lease scope {scope}" if scope else "") + f". Child access ticket #{child.id} assigned to "
+                  + (f", lease scope {scope}" if scope else "") + f". Child access ticket #{child_id} assigned to "
                   f"{group or 'no group'}." + (f"\nReason: {reason}" if reason else "")),
-            details={"child_ticket_id": child.id, "resource": resource, "permission": permission,
+            details={"child_ticket_id": child_id, "resource": resource, "permission": permission,
                      "scope": str(scope) if scope else None})
         request_id = await repo.insert_access_request(
-            conn, ticket_id, child.id, gate["id"], agent_id, resource, permission, account_ref, group, risk, reason,
+            conn, ticket_id, child_id, gate["id"], agent_id, resource, permission, account_ref, group, risk, reason,
             lease_request, str(scope) if scope else None, principal.actor)
         lease = None
         if scope is not None:
@@ -155,8 +152,29 @@ async def create_access_request(conn: Connection, principal: Principal, settings
         await _journal(conn, "access_requested", actor=principal.actor, actor_kind=principal.actor_kind, row=row,
                        details={"risk_level": risk, "assignment_group": group, "reason": reason or None})
     log.info("access requested", extra={"access_request_id": request_id, "ticket_id": ticket_id,
-                                        "change_id": gate["id"], "child_ticket_id": child.id})
+                                        "change_id": gate["id"], "child_ticket_id": child_id})
     return AccessRequestCreated(access_request=to_access_request(row), change=changes.to_change(gate), lease=lease)
+
+
+async def _create_child(conn: Connection, principal: Principal, settings: Settings, *, parent: dict[str, Any],
+                        group: str | None, title: str, description: str, sync_provider: bool) -> int:
+    """The child access ticket: owned by the group that grants access, as classified as its parent.
+
+    Written by this package's own statement (inside the request's transaction)
+    rather than `tickets.service.create_ticket`, which NOTIFYs after its own commit.
+    """
+    provider = settings.ticket_provider or "local"
+    if not sync_provider or provider == "local":
+        provider, sync_status = "local", "local_only"
+    else:
+        sync_status = "pending_create"  # the provider outbox delivers it
+    details = {"title": title, "ticket_class": "UserRequest", "status": "new", "priority": parent["priority"],
+               "owning_group": group, "security_classification": parent["security_classification"],
+               "created_by": principal.actor, "provider": provider, "provider_sync_status": sync_status,
+               "parent_ticket_id": parent["id"], "access_request": True}
+    return await repo.create_child_ticket(
+        conn, title, description, parent["priority"], group, parent["security_classification"], principal.actor,
+        provider, sync_status, details, principal.actor, principal.actor_kind, CHANNEL)
 
 
 async def list_access_requests(conn: Connection, principal: Principal, ticket_id: int) -> AccessRequestList:
@@ -165,7 +183,7 @@ async def list_access_requests(conn: Connection, principal: Principal, ticket_id
     return AccessRequestList(ticket_id=ticket_id, access_requests=[to_access_request(r) for r in rows])
 
 
-async def _set_child_status(conn: Connection, host: PluginHost, child_id: int | None, status: str, *, actor: str,
+async def _set_child_status(conn: Connection, child_id: int | None, status: str, *, actor: str, actor_kind: str,
                             reason: str) -> None:
     """Resolve or close the child access ticket (unless someone already closed it)."""
     if child_id is None:
@@ -173,12 +191,11 @@ async def _set_child_status(conn: Connection, host: PluginHost, child_id: int | 
     child = await tickets.visible_ticket(conn, CONTROL_PLANE, child_id)
     if child["status"] in FINAL_TICKET_STATUSES or child["status"] == status:
         return
-    try:
-        await tickets.change_status(conn, CONTROL_PLANE, host, child_id,
-                                    StatusChange(status=status, actor=actor, reason=reason,
-                                                 expected_status=child["status"]))
-    except Conflict as exc:  # changed concurrently by a human: their decision stands
-        log.info("child access ticket not updated", extra={"ticket_id": child_id, "reason": exc.detail})
+    body = f"Status changed from {child['status']} to {status} by {actor}.\nReason: {reason}"
+    changed = await repo.set_child_status(conn, child_id, child["status"], status, body, actor,
+                                          {"actor": actor, "reason": reason}, actor_kind, CHANNEL)
+    if not changed:  # changed concurrently by a human: their decision stands
+        log.info("child access ticket not updated", extra={"ticket_id": child_id})
 
 
 async def on_gate_approved(conn: Connection, gate: dict[str, Any], *, principal: Principal, settings: Settings,
@@ -210,8 +227,8 @@ async def on_gate_approved(conn: Connection, gate: dict[str, Any], *, principal:
         evidence={"lease_id": lease.lease_id, "scope": lease.scope, "credential_ref": lease.credential_ref},
         actor=principal.actor, actor_kind=principal.actor_kind, completed_by="control-plane", note_agent_id=None,
         binding={})
-    await _set_child_status(conn, host, row["child_ticket_id"], "resolved", actor=principal.actor,
-                            reason=f"Access granted through change #{gate['id']} (lease {lease.lease_id}).")
+    await _set_child_status(conn, row["child_ticket_id"], "resolved", actor=principal.actor,
+                            actor_kind=principal.actor_kind, reason=f"Access granted through change #{gate['id']} (lease {lease.lease_id}).")
     return row["id"], lease
 
 
@@ -228,5 +245,5 @@ async def on_gate_closed(conn: Connection, gate: dict[str, Any], *, status: str,
         await leases.deny(conn, row["lease_id"], actor=actor, actor_kind=actor_kind, reason=f"gate {status}: {reason}")
     await _journal(conn, f"access_request_{status}", actor=actor, actor_kind=actor_kind, row=row,
                    details={"reason": reason})
-    await _set_child_status(conn, host, row["child_ticket_id"], "closed", actor=actor,
+    await _set_child_status(conn, row["child_ticket_id"], "closed", actor=actor, actor_kind=actor_kind,
                             reason=f"Access request {status} (change #{gate['id']}): {reason}")
