@@ -1,9 +1,13 @@
-"""Local ticket provider: tickets that live only in opsgate.
+"""Local ticket provider: tickets that live only in opsgate (entry point `local`)."""
 
-The hook implementations land with this plugin's issue; until then it is
-discovered and listed but contributes nothing.
-"""
-
-from opsgate import hookimpl  # noqa: F401
+from opsgate import hookimpl
+from opsgate_provider_local.provider import LocalProvider, ref_for
 
 PLUGIN_NAME = "local"
+
+__all__ = ["PLUGIN_NAME", "LocalProvider", "opsgate_ticket_providers", "ref_for"]
+
+
+@hookimpl
+def opsgate_ticket_providers():
+    return [LocalProvider()]
