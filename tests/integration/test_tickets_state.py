@@ -67,6 +67,20 @@ async def test_status_change_writes_note_audit_and_events(admin_client, db, tick
     assert kinds.count("ticket_status_changed") == 1
 
 
+async def test_status_change_events_are_notified_after_commit(admin_client, db, ticket):
+    got: list[str] = []
+    await db.add_listener("opsgate_events", lambda *args: got.append(args[3]))
+    r = await admin_client.post(f"/api/tickets/{ticket['id']}/status", json={"status": "blocked"})
+    assert r.status_code == 200
+    for _ in range(50):
+        if len(got) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    rows = await db.fetch("SELECT id FROM event_log WHERE ticket_id = $1 AND payload->>'note_id' = $2",
+                          ticket["id"], str(r.json()["note"]["id"]))
+    assert len(rows) == 2 and set(got) == {str(row["id"]) for row in rows}
+
+
 async def test_close_provider_false_is_recorded(admin_client, db, ticket):
     r = await admin_client.post(f"/api/tickets/{ticket['id']}/status",
                                 json={"status": "closed", "close_provider": False})
