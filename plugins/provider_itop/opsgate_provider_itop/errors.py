@@ -25,7 +25,15 @@ from opsgate.errors import ProviderError
 
 
 class ItopError(ProviderError):
-    """An iTop call failed: `code` (iTop result code or None) and `message` (iTop's text)."""
+    """An iTop call failed: `code` (iTop result code or None) and `message` (iTop's text).
+
+    `retryable` tells the core's provider outbox whether trying the same call
+    again later can succeed (transport failures, login or server errors) or
+    not (missing settings, a request this provider cannot serve, a lifecycle
+    with no path to the wanted status).
+    """
+
+    retryable = True
 
     def __init__(self, message: str, *, code: int | None = None, operation: str = "") -> None:
         super().__init__("itop", operation or "call", message if code is None else f"[{code}] {message}")
@@ -37,6 +45,8 @@ class ItopError(ProviderError):
 class ItopConfigError(ItopError):
     """A setting the operation needs is missing; `variable` names it (e.g. `ITOP_DEFAULT_ORG_ID`)."""
 
+    retryable = False
+
     def __init__(self, variable: str, reason: str, *, operation: str = "") -> None:
         super().__init__(f"{variable} is not set: {reason}", operation=operation)
         self.variable = variable
@@ -45,9 +55,13 @@ class ItopConfigError(ItopError):
 class ItopUsageError(ItopError):
     """The caller asked for something this provider cannot do (unknown class, bad visibility...)."""
 
+    retryable = False
+
 
 class ItopLifecycleError(ItopError):
     """The remote ticket's state has no path to the requested opsgate status."""
+
+    retryable = False
 
 
 class ItopTransportError(ItopError):
@@ -78,6 +92,8 @@ class ItopRequestError(ItopError):
     """The envelope was refused: missing version/json_data, bad JSON, unsupported version, unknown
     operation, unsafe delete or bad page (codes 2, 3, 4, 10, 11, 12, 13)."""
 
+    retryable = False
+
 
 class ItopInternalError(ItopError):
     """Code 100: bad class/attribute/value, key resolution, lifecycle or data-model check failures."""
@@ -94,9 +110,13 @@ class ItopAmbiguousKey(ItopInternalError):
 class ItopInvalidStimulus(ItopInternalError):
     """Code 100: the object's state has no transition for the stimulus."""
 
+    retryable = False
+
 
 class ItopMissingAttributes(ItopInternalError):
     """Code 100: the target state needs attributes that are empty; `attributes` lists them."""
+
+    retryable = False
 
     def __init__(self, message: str, *, code: int | None = None, operation: str = "") -> None:
         super().__init__(message, code=code, operation=operation)

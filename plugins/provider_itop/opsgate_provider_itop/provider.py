@@ -254,7 +254,7 @@ class ItopProvider:
                 state = cursors.SyncCursor(since=high or state.since, seen=marks)
             if fresh or not state.in_sweep:
                 log.debug("itop changed since %s: %d records", since_local, len(fresh))
-                return ChangePage(records=fresh, cursor=cursors.encode(state))
+                return ChangePage(records=fresh, cursor=cursors.encode(state), more=state.in_sweep)
 
     @staticmethod
     def sweep_in_progress(cursor: str | None) -> bool:
