@@ -231,6 +231,10 @@ async def test_create_from_prompt_makes_a_local_ticket_and_an_ad_hoc_agent(admin
     ticket = (await admin.get(f"/api/tickets/{body['ticket_id']}")).json()
     assert ticket["title"] == "Rotate the lab TLS certificate" and ticket["provider"] == "local"
     assert (await admin.post("/api/agents/create-from-prompt", json={"prompt": "  "})).status_code == 400
+    before = (await admin.get("/api/tickets")).json()["total"]
+    bad = await admin.post("/api/agents/create-from-prompt", json={"prompt": "x", "model": "m", "harness": "nope"})
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "harness"
+    assert (await admin.get("/api/tickets")).json()["total"] == before  # no ticket without its agent
 
 
 async def test_reads_lists_stats_detail_logs(admin):

@@ -282,7 +282,7 @@ async def spawn_agent(conn: Connection, principal: Principal, settings: Settings
 
 async def create_from_prompt(conn: Connection, principal: Principal, settings: Settings, host: PluginHost,
                              data: CreateFromPrompt) -> SpawnResult:
-    """A local ticket from the prompt and an ad hoc agent on it, in one transaction."""
+    """A local ticket from the prompt and an ad hoc agent on it."""
     from opsgate.tickets.schemas import TicketCreate
 
     prompt = data.prompt.strip()
@@ -291,14 +291,20 @@ async def create_from_prompt(conn: Connection, principal: Principal, settings: S
     if not principal.has("tickets:create"):
         raise Forbidden(f"{principal.actor} lacks tickets:create", required_permission="tickets:create")
     title = (data.title or "").strip() or prompt.splitlines()[0][:200]
-    async with conn.transaction():
-        created = await tickets.create_ticket(
-            conn, principal, settings, host,
-            TicketCreate(title=title, description=prompt, ticket_class=data.ticket_class, priority=data.priority,
-                         owning_group=data.owning_group, security_classification=data.security_classification,
-                         sync_provider=False))
-        return await spawn(conn, principal, settings, host, ticket_id=created.id, task_type="ad_hoc",
-                           harness=data.harness, model=data.model, profile_id=data.profile_id, prompt=prompt)
+    # Resolve harness and model first, so a bad value creates no ticket.
+    cfg = await load_config(conn)
+    runtime.resolve(cfg, settings, list(host.harnesses()), harness=data.harness, model=data.model,
+                    profile_id=data.profile_id, task_type="ad_hoc",
+                    ticket={"owning_group": data.owning_group, "ticket_class": data.ticket_class,
+                            "priority": data.priority, "provider": "local"})
+    # The ticket service commits (and NOTIFYs) on its own; the agent follows in a second transaction.
+    created = await tickets.create_ticket(
+        conn, principal, settings, host,
+        TicketCreate(title=title, description=prompt, ticket_class=data.ticket_class, priority=data.priority,
+                     owning_group=data.owning_group, security_classification=data.security_classification,
+                     sync_provider=False))
+    return await spawn(conn, principal, settings, host, ticket_id=created.id, task_type="ad_hoc",
+                       harness=data.harness, model=data.model, profile_id=data.profile_id, prompt=prompt)
 
 
 # --- control ----------------------------------------------------------------------

@@ -145,7 +145,6 @@ class TaskRun:
         lay = self.layout
         await asyncio.to_thread(workdir.prepare, lay, task=self.row, ticket=ticket, notes=notes,
                                 api_url=self.settings.api_url)
-        await self.sync_steering(force=True)
         run = HarnessRun(
             task_id=self.id, agent_id=self.agent_id, ticket_id=self.ticket_id, work_dir=str(lay.root),
             state_dir=str(lay.state_dir), prompt=self.row["prompt"], prompt_file=str(lay.prompt_file),
@@ -172,6 +171,9 @@ class TaskRun:
             return
         log.info("task started", extra={"task_id": self.id, "agent_id": self.agent_id, "pid": self.process.pid,
                                         "harness": self.row["harness"]})
+        # Steering that arrived between spawn and start (or for an earlier task of the agent): mirrored now,
+        # long before any CLI has booted far enough to read it.
+        await self.sync_steering(force=True)
         await self._supervise(harness)
 
     async def _supervise(self, harness: Harness) -> None:

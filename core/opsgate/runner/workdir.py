@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsgate.steering.files import atomic_write
+from opsgate.steering.files import INBOX_JSON, atomic_write, mirror
 
 CHECKPOINT = "checkpoint.json"
 AGENTS_MD = "AGENTS.md"
@@ -144,6 +144,8 @@ def prepare(lay: Layout, *, task: dict[str, Any], ticket: dict[str, Any] | None,
     atomic_write(lay.prompt_file, task["prompt"].rstrip("\n") + "\n")
     atomic_write(lay.checkpoint, json.dumps({"status": "running", "progress": 0, "summary": ""}) + "\n")
     lay.log_path.touch()
+    if not (lay.root / INBOX_JSON).exists():
+        mirror(lay.root, task["agent_id"], [])
     link = lay.output_log
     tmp = link.with_name(f".{OUTPUT_LOG}.{task['id']}.tmp")
     try:
