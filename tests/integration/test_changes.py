@@ -170,8 +170,11 @@ async def test_requester_and_spawner_cannot_approve(ticket, make_token, make_cli
         assert await conn.fetchval("SELECT status FROM change_requests WHERE id = $1", own["id"]) == "pending"
 
 
-async def test_high_risk_needs_approve_high(ticket, admin_client, make_token, make_client):
+async def test_high_risk_needs_approve_high(ticket, admin_client, make_token, make_client, db):
     tid = await ticket()
+    async with db() as conn:  # a deployment's own role: approves, but not high risk
+        await conn.execute("INSERT INTO roles (name, permissions) VALUES "
+                           "('change-approver', ARRAY['tickets:read', 'changes:read', 'changes:approve'])")
     medium = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
     high = (await admin_client.post("/api/changes/request", json=_gate(tid, risk_level="HIGH"))).json()
     assert high["risk_level"] == "high"

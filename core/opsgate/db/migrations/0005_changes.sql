@@ -110,14 +110,8 @@ CREATE INDEX leases_ticket_idx ON leases (ticket_id) WHERE status IN ('active', 
 CREATE INDEX leases_due_idx ON leases (expire_time) WHERE status = 'active';
 
 -- High-risk gates (risk_level high or critical) need changes:approve_high:
--- soc-manager has it through changes:*, platform-admin through *. The new
--- change-approver role may approve low and medium risk only. Agent operators
--- may revoke the leases of the agents they supervise.
-INSERT INTO roles (name, description, permissions, default_max_classification, builtin) VALUES
-('change-approver', 'Review and approve or reject low and medium risk approval gates.',
- ARRAY['tickets:read', 'changes:read', 'changes:approve', 'access:read', 'leases:read', 'dashboard:read',
-       'agents:read'], 'confidential', true)
-ON CONFLICT (name) DO NOTHING;
-
+-- soc-manager has it through changes:*, platform-admin through *; a role with
+-- changes:approve alone approves low and medium risk only. Agent operators may
+-- revoke the leases of the agents they supervise.
 UPDATE roles SET permissions = array_append(permissions, 'leases:revoke')
  WHERE name = 'agent-operator' AND NOT ('leases:revoke' = ANY (permissions));
