@@ -199,6 +199,19 @@ class Http:
             await self.reader.readline()
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), or None."""
+    if not pid:
+        return None
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    import os
+
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -210,16 +223,18 @@ def _fmt(values: list[float]) -> str:
 
 
 async def load(host: str, port: int, token: str | None, concurrency: int, duration: float, warmup: float,
-               method: str, make_path, make_body) -> tuple[int, float, list[float], dict[int, int]]:
+               method: str, make_path, make_body) -> tuple[int, float, list[float], dict[int, int], int]:
     """Closed-loop load: `concurrency` clients for warmup + duration seconds; measures the last `duration`."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    completed = 0
     counter = iter(range(10**12))
     start = time.perf_counter()
     measure_from = start + warmup
     stop = measure_from + duration
 
     async def client() -> None:
+        nonlocal completed
         http = Http(host, port, token)
         await http.open()
         try:
@@ -232,6 +247,7 @@ async def load(host: str, port: int, token: str | None, concurrency: int, durati
                 t = time.perf_counter()
                 status, _ = await http.request(method, make_path(i), body)
                 done = time.perf_counter()
+                completed += 1
                 if t >= measure_from and done <= stop:
                     latencies.append(done - t)
                     statuses[status] = statuses.get(status, 0) + 1
@@ -239,7 +255,7 @@ async def load(host: str, port: int, token: str | None, concurrency: int, durati
             await http.close()
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    return len(latencies), duration, latencies, statuses
+    return len(latencies), duration, latencies, statuses, completed
 
 
 async def sequential(http: Http, paths: list[str], warm: int = 10) -> tuple[list[float], dict[int, int]]:
@@ -268,6 +284,8 @@ async def main() -> int:
     ap.add_argument("--requests", type=int, default=200, help="sequential requests per read scenario")
     ap.add_argument("--skip-create", action="store_true")
     ap.add_argument("--seed-only", action="store_true", help="seed, then exit without measuring")
+    ap.add_argument("--server-pid", type=int, default=None,
+                    help="pid of the server process: also print its CPU time per created ticket")
     args = ap.parse_args()
 
     await seed(args.database_url, args.seed)
@@ -298,9 +316,13 @@ async def main() -> int:
                 "created_by": "bench",
             }).encode()
 
-        n, secs, lat, statuses = await load(host, port, token, args.concurrency, args.duration, args.warmup, "POST",
-                                            lambda i: "/api/tickets", body)
+        cpu0 = _cpu_seconds(args.server_pid)
+        n, secs, lat, statuses, sent = await load(host, port, token, args.concurrency, args.duration, args.warmup,
+                                                  "POST", lambda i: "/api/tickets", body)
+        cpu1 = _cpu_seconds(args.server_pid)
         line = f"{n / secs:8.0f} req/s  {_fmt(lat)}  statuses {statuses}"
+        if cpu0 is not None and cpu1 is not None and n:
+            line += f"  server CPU {1000 * (cpu1 - cpu0) / sent:.2f} ms/req"
         results.append((f"POST /api/tickets x{args.concurrency} clients", line))
         print(results[-1][0], "->", line, flush=True)
 
@@ -339,8 +361,8 @@ async def main() -> int:
     await http.close()
 
     for path in ("/api/access/me", "/health"):
-        n, secs, lat, statuses = await load(host, port, token, args.concurrency, 5.0, 1.0, "GET",
-                                            lambda i, p=path: p, lambda i: None)
+        n, secs, lat, statuses, _ = await load(host, port, token, args.concurrency, 5.0, 1.0, "GET",
+                                               lambda i, p=path: p, lambda i: None)
         line = f"{n / secs:8.0f} req/s  {_fmt(lat)}  statuses {statuses}"
         results.append((f"GET {path} x{args.concurrency} clients", line))
         print(f"GET {path} x{args.concurrency} clients -> {line}", flush=True)

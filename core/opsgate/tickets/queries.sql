@@ -240,3 +240,9 @@ SELECT *
 -- (the event rows themselves are already durable).
 SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, x::text)
   FROM unnest($2::bigint[]) AS x
+
+-- name: notify_events_in_transaction
+-- When the caller composes a ticket write into its own transaction: a plain
+-- NOTIFY, delivered when that transaction commits.
+SELECT pg_notify($1::text, x::text)
+  FROM unnest($2::bigint[]) AS x

@@ -24,6 +24,7 @@ ADD_ATTACHMENT = _Q["add_attachment"]
 LIST_NOTES = _Q["list_notes"]
 LIST_ATTACHMENTS = _Q["list_attachments"]
 NOTIFY_EVENTS = _Q["notify_events"]
+NOTIFY_EVENTS_IN_TRANSACTION = _Q["notify_events_in_transaction"]
 
 Row = dict[str, Any]
 
@@ -101,10 +102,18 @@ async def assign_ticket(conn: Connection, *args: Any) -> tuple[Row, Row, list[in
 
 
 async def notify_events(conn: Connection, channel: str, event_ids: list[int]) -> None:
-    """NOTIFY committed events; never inside a transaction (it would make that commit asynchronous)."""
+    """NOTIFY the events of a write.
+
+    Outside a transaction the write has committed: a separate notify-only
+    transaction with asynchronous commit. Inside a caller's transaction (a
+    ticket write composed into a larger one): a plain NOTIFY, sent when that
+    transaction commits, which must stay a synchronous commit.
+    """
+    if not event_ids:
+        return
     if conn.is_in_transaction():
-        raise RuntimeError("notify_events must run after the writing transaction has committed")
-    if event_ids:
+        await conn.execute(NOTIFY_EVENTS_IN_TRANSACTION, channel, event_ids)
+    else:
         await conn.execute(NOTIFY_EVENTS, channel, event_ids)
 
 

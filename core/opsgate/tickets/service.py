@@ -173,14 +173,16 @@ def _provider_choice(data: TicketCreate, settings: Settings, host: PluginHost) -
 
 
 def _auto_assignment(requested: bool) -> AutoAssignment:
-    # RACI rules arrive with their own issue; until then no rule can match.
+    # Recorded with the creation; the decision itself is made right after (opsgate.intake.autoassign).
     if not requested:
         return AutoAssignment(requested=False, matched=False, reason="auto_assign not requested")
-    return AutoAssignment(requested=True, matched=False, reason="no enabled RACI rule with auto_assign_agent matched")
+    return AutoAssignment(requested=True, matched=False, reason="decided by RACI auto-assignment after creation")
 
 
 async def create_ticket(conn: Connection, principal: Principal, settings: Settings, host: PluginHost,
-                        data: TicketCreate, idempotency_key: str | None = None) -> TicketCreated:
+                        data: TicketCreate, idempotency_key: str | None = None, *,
+                        catch_up_sync: bool = False) -> TicketCreated:
+    """Create a ticket; with `auto_assign`, RACI auto-assignment decides (never when `catch_up_sync`)."""
     key = _idempotency_key(idempotency_key)
     title = data.title.strip()
     if not title:
@@ -223,6 +225,12 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         return _created(host, row, auto, replay=True)
     await repo.notify_events(conn, CHANNEL, row["event_ids"])
     log.info("ticket created", extra={"ticket_id": row["id"], "status": status, "provider": provider})
+    if data.auto_assign:
+        from opsgate.intake.autoassign import auto_assign_created_ticket
+
+        auto = await auto_assign_created_ticket(conn, principal, settings, host, row["id"],
+                                                catch_up_sync=catch_up_sync)
+        row = await repo.get_ticket(conn, row["id"]) or row
     return _created(host, row, auto, replay=False)
 
 
