@@ -38,11 +38,13 @@ def core_route_handlers() -> list[Any]:
     from opsgate.auth.routes import ROUTES as auth_routes
     from opsgate.changes.routes import ROUTES as change_routes
     from opsgate.dashboard.routes import ROUTES as dashboard_routes
+    from opsgate.intake.routes import ROUTES as intake_routes
     from opsgate.leases.routes import ROUTES as lease_routes
     from opsgate.system.routes import PluginController, health
     from opsgate.tickets.routes import ROUTES as ticket_routes
 
     return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes, *agent_routes,
+            *intake_routes,
             *change_routes, *access_routes, *lease_routes]
 
 

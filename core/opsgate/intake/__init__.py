@@ -1,0 +1,1 @@
+"""Service-desk intake: RACI routing rules, classification, clarification, submit and auto-assignment."""
