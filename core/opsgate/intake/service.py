@@ -5,9 +5,10 @@ classified against the enabled RACI rules (`opsgate.intake.classifier`) and
 the ticket is created through `opsgate.tickets.service.create_ticket` (the one
 way to create a ticket) in the owning group of the matched rule, even when
 that group is outside the submitter's own assignment groups. The ticket, its
-classification note and its attachment metadata go through the tickets service;
+classification note, its attachment metadata (all through the tickets service),
 the approval gate (`opsgate.changes.service.create_gate`) and the intake session
-follow in one transaction, auto-assignment (`opsgate.intake.autoassign`) in its own.
+are written in one transaction; auto-assignment (`opsgate.intake.autoassign`)
+follows in its own.
 """
 
 from __future__ import annotations
@@ -93,14 +94,17 @@ async def load_routing(conn: Connection) -> tuple[list[LoadedRule], LoadedRule]:
 
 
 def to_group(row: dict[str, Any]) -> RaciGroup:
+    """A group row as its response shape."""
     return RaciGroup(**row)
 
 
 def to_rule(row: dict[str, Any]) -> RaciRule:
+    """A rule row as its response shape."""
     return RaciRule(**row)
 
 
 def to_session(row: dict[str, Any]) -> IntakeSession:
+    """A session row as its response shape."""
     return IntakeSession(**{k: v for k, v in row.items() if k in _SESSION_FIELDS})
 
 
@@ -184,6 +188,7 @@ async def raci(conn: Connection) -> RaciConfig:
 
 
 async def create_group(conn: Connection, principal: Principal, data: GroupCreate) -> RaciGroup:
+    """Create a group with its audit row and event; Conflict on a duplicate name."""
     name = _name(data.name, "name")
     risk = _risk(data.risk_level)
     async with conn.transaction():
@@ -209,6 +214,7 @@ async def _refuse_disabling_routed_group(conn: Connection, name: str) -> None:
 
 
 async def update_group(conn: Connection, principal: Principal, group_id: int, data: GroupUpdate) -> RaciGroup:
+    """Change the given fields; disabling is refused while enabled rules route to the group."""
     async with conn.transaction():
         row = await _group_or_404(conn, group_id)
         new = dict(row)
@@ -292,6 +298,7 @@ async def _validated_rule(conn: Connection, v: dict[str, Any], *, fallback: bool
 
 
 async def create_rule(conn: Connection, principal: Principal, data: RuleCreate) -> RaciRule:
+    """Create a rule; its group must exist (400) and names are unique (409)."""
     raw = msgspec.structs.asdict(data)
     fallback = _name(data.name, "name") == classifier.FALLBACK_RULE
     async with conn.transaction():
@@ -315,6 +322,7 @@ async def _rule_or_404(conn: Connection, rule_id: int) -> dict[str, Any]:
 
 
 async def update_rule(conn: Connection, principal: Principal, rule_id: int, data: RuleUpdate) -> RaciRule:
+    """Change the given fields of a rule, re-validating the whole rule."""
     given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     if not given:
         raise Invalid("body", "give at least one field to change")
@@ -499,8 +507,8 @@ def _stored(c: Classification) -> dict[str, Any]:
 async def _replay(conn: Connection, writer: Principal, host: PluginHost, ticket_id: int) -> SubmitResult:
     session = await repo.session_of_ticket(conn, ticket_id)
     if session is None:
-        raise Conflict(f"ticket {ticket_id} was created with this Idempotency-Key but its intake session is not "
-                       "recorded yet: the first submission is still in progress (or failed); retry shortly")
+        raise Conflict(f"Idempotency-Key was already used for ticket {ticket_id}, which was not created through "
+                       "intake")
     ticket = await tickets.get_ticket(conn, writer, host, ticket_id)
     wanted = set(session["attachment_ids"])
     attachments = [tickets.to_attachment(a) for a in await tickets_repo.list_attachments(conn, ticket_id, 500)
@@ -522,11 +530,9 @@ async def submit(conn: Connection, principal: Principal, settings: Settings, hos
     """Route a request and create its ticket, classification note, attachments, gate and session;
     then auto-assign when asked and allowed.
 
-    Every input is validated before the first write. The ticket, its note and
-    its attachments are written by the tickets service (which commits each and
-    NOTIFYs after the commit, so they cannot share one transaction); the gate,
-    the session and their audit rows follow in one transaction, and the
-    auto-assignment decision in another.
+    The ticket, its note and attachments (through the tickets service), the
+    gate, the session and their audit rows and events are one transaction, so a
+    failed submit writes nothing; the auto-assignment decision is a second one.
     """
     title, message = _request_text(data.title, data.message)
     answers = _answers(data.answers)
@@ -543,29 +549,29 @@ async def submit(conn: Connection, principal: Principal, settings: Settings, hos
     # The platform routes: the ticket goes to the rule's group whatever the submitter's own scope.
     writer = msgspec.structs.replace(principal, groups=None, max_classification=CLASSIFICATIONS[-1])
     assignee = group["default_assignee"] if group else None
-    created = await tickets.create_ticket(conn, writer, settings, host, TicketCreate(
+    ticket_data = TicketCreate(
         title=title, description=description, ticket_class=rule["ticket_class"],
         status="assigned" if assignee else "new", priority=priority or rule["priority"],
         created_by=data.created_by, assignee=assignee, assignee_team=rule["assignment_group"],
         owning_group=rule["assignment_group"], security_classification=level,
         requester_name=data.requester_name, requester_email=data.requester_email,
         requester_phone=data.requester_phone, affected_user=data.affected_user,
-        affected_user_email=data.affected_user_email, sync_provider=data.sync_provider, auto_assign=False),
-        idempotency_key)
-    if created.idempotent_replay:
-        return await _replay(conn, writer, host, created.id)
-    related = await _related(conn, principal, host, rule, outcome, created.id)
-    classification = await _classification(conn, settings, outcome, rule, related)
-    note = await tickets.add_note(conn, writer, created.id, NoteCreate(
-        body=_note_body(classification), source=NOTE_SOURCE, visibility="internal",
-        details={"intake": _stored(classification)}))
-    attachments: list[Attachment] = []
-    for item in data.attachments:
-        attachments.append(await tickets.add_attachment(conn, writer, created.id, AttachmentCreate(
-            filename=item.filename, content_type=item.content_type, size_bytes=item.size_bytes,
-            storage_ref=item.storage_ref, sha256=item.sha256, note_id=note.id,
-            metadata={**item.metadata, "source": "intake"})))
+        affected_user_email=data.affected_user_email, sync_provider=data.sync_provider, auto_assign=False)
     async with conn.transaction():
+        created = await tickets.create_ticket(conn, writer, settings, host, ticket_data, idempotency_key)
+        if created.idempotent_replay:
+            return await _replay(conn, writer, host, created.id)
+        related = await _related(conn, principal, host, rule, outcome, created.id)
+        classification = await _classification(conn, settings, outcome, rule, related)
+        note = await tickets.add_note(conn, writer, created.id, NoteCreate(
+            body=_note_body(classification), source=NOTE_SOURCE, visibility="internal",
+            details={"intake": _stored(classification)}))
+        attachments: list[Attachment] = []
+        for item in data.attachments:
+            attachments.append(await tickets.add_attachment(conn, writer, created.id, AttachmentCreate(
+                filename=item.filename, content_type=item.content_type, size_bytes=item.size_bytes,
+                storage_ref=item.storage_ref, sha256=item.sha256, note_id=note.id,
+                metadata={**item.metadata, "source": "intake"})))
         ticket_row = await tickets.visible_ticket(conn, writer, created.id, lock=True)
         approval = await _open_gate(conn, writer, settings, rule, ticket_row)
         pending = None if data.auto_assign else msgspec.to_builtins(autoassign.not_requested())
