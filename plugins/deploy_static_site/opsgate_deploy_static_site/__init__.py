@@ -2,9 +2,9 @@
 
 Hook implementations only; they do no I/O (the published-sites directory is
 created on the first publish). `StaticSiteTarget` lives in `target.py`, the
-public `/published/...` route in `serving.py`. The approval-gated API route
-`POST /api/agents/{agent_id}/deploy/static-site` is not part of this package
-yet; see the README for what it must do.
+public `/published/...` route in `serving.py`, and the approval-gated API route
+`POST /api/agents/{agent_id}/deploy/static-site` in `deploy.py` (see the
+README section "The API route").
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from opsgate import hookimpl
+from opsgate_deploy_static_site.deploy import deploy_static_site
 from opsgate_deploy_static_site.serving import make_route
 from opsgate_deploy_static_site.settings import StaticSiteSettings, load_settings
 from opsgate_deploy_static_site.target import StaticSiteTarget
@@ -41,6 +42,6 @@ def opsgate_deploy_targets(settings: Settings) -> list[StaticSiteTarget]:
 
 @hookimpl
 def opsgate_routes(settings: Settings) -> list[Any]:
-    """`GET|HEAD /published/{path:path}`, public and read-only."""
+    """`GET|HEAD /published/{path:path}` (public, read-only) and the gated deploy route."""
     own = load_settings(settings)
-    return [make_route(own.published_dir(settings.data_dir))]
+    return [make_route(own.published_dir(settings.data_dir)), deploy_static_site]

@@ -61,6 +61,7 @@ def test_hooks_do_no_io(tmp_path):
     assert [t.name for t in targets] == ["static-site"]
     assert isinstance(targets[0], DeployTarget)
     assert targets[0].published_dir == tmp_path / "data" / "published"
-    assert len(routes) == 1 and routes[0].opt.get("public") is True
+    assert len(routes) == 2 and routes[0].opt.get("public") is True
     assert routes[0].http_methods == {"GET", "HEAD"}
+    assert routes[1].opt == {"permission": "deployments:write"} and routes[1].http_methods == {"POST"}
     assert not (tmp_path / "data").exists()
