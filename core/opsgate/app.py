@@ -40,12 +40,13 @@ def core_route_handlers() -> list[Any]:
     from opsgate.dashboard.routes import ROUTES as dashboard_routes
     from opsgate.intake.routes import ROUTES as intake_routes
     from opsgate.leases.routes import ROUTES as lease_routes
+    from opsgate.providers.routes import ROUTES as provider_routes
     from opsgate.system.routes import PluginController, health
     from opsgate.tickets.routes import ROUTES as ticket_routes
 
     return [health, PluginController, *auth_routes, *ticket_routes, *dashboard_routes, *agent_routes,
             *intake_routes,
-            *change_routes, *access_routes, *lease_routes]
+            *change_routes, *access_routes, *lease_routes, *provider_routes]
 
 
 def undeclared_routes(app: Litestar) -> list[str]:
@@ -72,13 +73,17 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         from opsgate.events.listener import EventListener
         from opsgate.changes.sweeper import Sweeper
+        from opsgate.providers.loops import ProviderSync
         from opsgate.runner.runner import Runner
 
         app.state.pool = await create_pool(settings.database_url, settings)
         app.state.runner = None
         app.state.sweeper = Sweeper(app.state.pool, settings, host)  # gate/lease expiry, cascades
+        # Provider outbox dispatcher and pull loops (OPSGATE_PROVIDER_SYNC); endpoints use its dispatcher too.
+        app.state.provider_sync = ProviderSync(app.state.pool, settings, host)
         try:
             app.state.sweeper.start()
+            app.state.provider_sync.start()
             # One LISTEN connection per process: the WebSocket, the opsgate_event fan-out and the runner.
             app.state.events = EventListener(settings, app.state.pool, host=host, fan_out_plugins=True)
             await app.state.events.start()
@@ -99,6 +104,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
             finally:
                 await app.state.events.stop()
         finally:
+            await app.state.provider_sync.stop()
             await app.state.sweeper.stop()
             await app.state.pool.close()
 

@@ -85,6 +85,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     intake_auto_assign_window_seconds: int = 3600
     intake_min_score: float = 1.0
     intake_clarify_confidence: float = 0.6
+    provider_sync_enabled: bool = True
+    provider_dispatch_interval_seconds: float = 2.0
+    provider_retry_max_attempts: int = 10
+    provider_retry_base_seconds: float = 5.0
+    provider_retry_max_seconds: float = 300.0
+    provider_claim_seconds: float = 120.0
+    provider_batch_size: int = 50
+    provider_pull_interval_seconds: float = 60.0
+    provider_pull_max_pages: int = 100
     env: dict[str, str] = msgspec.field(default_factory=dict)
 
     @classmethod
@@ -137,6 +146,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "intake_auto_assign_window_seconds": "OPSGATE_INTAKE_AUTO_ASSIGN_WINDOW_SECONDS",
             "intake_min_score": "OPSGATE_INTAKE_MIN_SCORE",
             "intake_clarify_confidence": "OPSGATE_INTAKE_CLARIFY_CONFIDENCE",
+            "provider_dispatch_interval_seconds": "OPSGATE_PROVIDER_DISPATCH_INTERVAL_SECONDS",
+            "provider_retry_max_attempts": "OPSGATE_PROVIDER_RETRY_MAX_ATTEMPTS",
+            "provider_retry_base_seconds": "OPSGATE_PROVIDER_RETRY_BASE_SECONDS",
+            "provider_retry_max_seconds": "OPSGATE_PROVIDER_RETRY_MAX_SECONDS",
+            "provider_claim_seconds": "OPSGATE_PROVIDER_CLAIM_SECONDS",
+            "provider_batch_size": "OPSGATE_PROVIDER_BATCH_SIZE",
+            "provider_pull_interval_seconds": "OPSGATE_PROVIDER_PULL_INTERVAL_SECONDS",
+            "provider_pull_max_pages": "OPSGATE_PROVIDER_PULL_MAX_PAGES",
         }
         for field, var in simple.items():
             if env.get(var, "") != "":
@@ -147,6 +164,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "cookie_secure": "OPSGATE_COOKIE_SECURE",
             "runner_enabled": "OPSGATE_RUNNER",
             "demo_auto_approve": "OPSGATE_DEMO_AUTO_APPROVE",
+            "provider_sync_enabled": "OPSGATE_PROVIDER_SYNC",
         }
         for field, var in flags.items():
             if var in env:
@@ -167,6 +185,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise Invalid("OPSGATE_LOG_FORMAT", "must be 'json' or 'text'")
         _check_time_limits(settings)
         _check_intake(settings)
+        _check_provider_sync(settings)
         if settings.runner_recovery not in ("fail", "requeue"):
             raise Invalid("OPSGATE_RUNNER_RECOVERY", "must be 'fail' or 'requeue'")
         if settings.codex_auth_mode not in ("api_key", "oauth"):
@@ -237,6 +256,25 @@ def _check_intake(settings: Settings) -> None:
         raise Invalid("OPSGATE_INTAKE_MIN_SCORE", "must be greater than 0")
     if not 0 <= settings.intake_clarify_confidence <= 1:
         raise Invalid("OPSGATE_INTAKE_CLARIFY_CONFIDENCE", "must be between 0 and 1")
+
+
+def _check_provider_sync(settings: Settings) -> None:
+    """Provider outbox and pull-sync limits."""
+    positive = (
+        ("OPSGATE_PROVIDER_DISPATCH_INTERVAL_SECONDS", settings.provider_dispatch_interval_seconds),
+        ("OPSGATE_PROVIDER_CLAIM_SECONDS", settings.provider_claim_seconds),
+        ("OPSGATE_PROVIDER_PULL_INTERVAL_SECONDS", settings.provider_pull_interval_seconds),
+        ("OPSGATE_PROVIDER_RETRY_MAX_ATTEMPTS", settings.provider_retry_max_attempts),
+        ("OPSGATE_PROVIDER_BATCH_SIZE", settings.provider_batch_size),
+        ("OPSGATE_PROVIDER_PULL_MAX_PAGES", settings.provider_pull_max_pages),
+    )
+    for var, value in positive:
+        if value <= 0:
+            raise Invalid(var, "must be greater than 0")
+    if settings.provider_retry_base_seconds < 0:
+        raise Invalid("OPSGATE_PROVIDER_RETRY_BASE_SECONDS", "must be 0 or more")
+    if settings.provider_retry_max_seconds < settings.provider_retry_base_seconds:
+        raise Invalid("OPSGATE_PROVIDER_RETRY_MAX_SECONDS", "must be at least OPSGATE_PROVIDER_RETRY_BASE_SECONDS")
 
 
 def _csv(value: str) -> tuple[str, ...]:

@@ -63,6 +63,17 @@ WITH nid AS (
                               'visibility', 'internal', 'author', $15::text, 'steer', false)
       FROM t, n
     RETURNING id
+), o AS (
+    -- The provider outbox delivers a ticket created for an external provider
+    -- (opsgate.providers); the marker finds the remote ticket again after a
+    -- lost create reply.
+    INSERT INTO provider_outbox (ticket_id, provider, op, payload)
+    SELECT t.id, t.provider, 'create',
+           jsonb_build_object('marker', 'opsgate-' || t.id || '-'
+                                        || substr(md5(random()::text || clock_timestamp()::text), 1, 12))
+      FROM t
+     WHERE t.provider_sync_status = 'pending_create'
+    RETURNING id
 )
 SELECT t.*, n.id AS note_id, a.id AS audit_id, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids
   FROM t, n, a
@@ -75,6 +86,10 @@ SELECT request_hash, ticket_id, note_id
 -- name: transition_ticket
 -- Status changes, request-info and user-response: only from the status the
 -- caller read ($2); zero rows means someone else changed it first.
+-- A ticket of an external provider gets its provider outbox row here too:
+-- the status when the caller asked for close_provider (in $10), the
+-- requester-facing note of request-info/user-response otherwise. Changes the
+-- provider itself made (source = the provider) are never sent back.
 WITH u AS (
     UPDATE tickets
        SET status = $3::text,
@@ -107,6 +122,20 @@ WITH u AS (
                               'visibility', $8::text, 'author', $6::text, 'steer', $14::boolean)
       FROM u, n
     RETURNING id
+), o AS (
+    INSERT INTO provider_outbox (ticket_id, provider, op, payload)
+    SELECT u.id, u.provider, 'status',
+           jsonb_build_object('status', $3::text, 'from_status', $2::text, 'reason', $10::jsonb ->> 'reason',
+                              'close', true, 'note_id', n.id)
+      FROM u, n
+     WHERE u.provider <> 'local' AND $7::text <> u.provider AND $4::text = 'status'
+       AND ($10::jsonb ->> 'close_provider') = 'true'
+    UNION ALL
+    SELECT u.id, u.provider, 'note',
+           jsonb_build_object('note_id', n.id, 'kind', n.kind, 'body', n.body, 'visibility', n.visibility)
+      FROM u, n
+     WHERE u.provider <> 'local' AND $7::text <> u.provider AND $4::text IN ('request_info', 'user_response')
+    RETURNING id
 )
 SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body AS n_body,
        n.author AS n_author, n.source AS n_source, n.visibility AS n_visibility, n.agent_id AS n_agent_id,
@@ -115,6 +144,9 @@ SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body
 
 -- name: assign_ticket
 -- Run after lock_ticket in the same transaction; $2..$9 say which fields change.
+-- A ticket of an external provider gets a provider outbox row when a field
+-- really changed ($14 changed is not empty): the assignment note, sent to the
+-- provider's internal log.
 WITH u AS (
     UPDATE tickets
        SET assignee = CASE WHEN $2::boolean THEN $3::text ELSE assignee END,
@@ -147,6 +179,16 @@ WITH u AS (
                               'visibility', 'internal', 'author', $11::text, 'steer', false)
       FROM u, n
     RETURNING id
+), o AS (
+    INSERT INTO provider_outbox (ticket_id, provider, op, payload)
+    SELECT u.id, u.provider, 'assignment',
+           jsonb_build_object('note_id', n.id, 'kind', 'assignment', 'body', n.body, 'visibility', 'internal',
+                              'assignee', u.assignee, 'assignee_team', u.assignee_team,
+                              'owning_group', u.owning_group, 'priority', u.priority)
+      FROM u, n
+     WHERE u.provider <> 'local' AND $12::text <> u.provider
+       AND COALESCE($14::jsonb -> 'changed', '{}'::jsonb) <> '{}'::jsonb
+    RETURNING id
 )
 SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body AS n_body,
        n.author AS n_author, n.source AS n_source, n.visibility AS n_visibility, n.agent_id AS n_agent_id,
@@ -155,6 +197,8 @@ SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body
 
 -- name: add_note
 -- $9/$10/$11: idempotency principal, key (NULL: none), request hash.
+-- A note on a ticket of an external provider is queued for it in the same
+-- statement, unless the provider wrote it (inbound sync: source = provider).
 WITH nid AS (
     SELECT nextval('ticket_notes_id_seq'::regclass) AS id
 ), k AS (
@@ -179,6 +223,14 @@ WITH nid AS (
            jsonb_build_object('ticket_id', n.ticket_id, 'note_id', n.id, 'kind', 'note', 'source', n.source,
                               'visibility', n.visibility, 'author', n.author, 'steer', $8::boolean)
       FROM n
+    RETURNING id
+), o AS (
+    INSERT INTO provider_outbox (ticket_id, provider, op, payload)
+    SELECT n.ticket_id, t.provider, 'note',
+           jsonb_build_object('note_id', n.id, 'kind', n.kind, 'body', n.body, 'visibility', n.visibility)
+      FROM n
+      JOIN tickets t ON t.id = n.ticket_id
+     WHERE t.provider <> 'local' AND n.source <> t.provider
     RETURNING id
 )
 SELECT n.*, (SELECT array_agg(id ORDER BY id) FROM e) AS event_ids

@@ -14,6 +14,10 @@ Use it in tests through `fake.transport()` (an `httpx.MockTransport`) or as
 an ASGI app (`httpx.ASGITransport(app=fake)`), or run a server bound to
 127.0.0.1: `python -m opsgate_provider_itop.fake --port 8089`.
 
+With `state_path` (`--state FILE` for the server) the objects, counters and
+call counts are written to FILE after every request and read back at start,
+so a restarted server keeps its tickets (end-to-end outage tests).
+
 Test hooks: `fail_next(...)` (an iTop error reply), `fail_next_http(...)` (a
 non-200 or non-JSON reply), `drop_next_reply(...)` (commit, then lose the
 reply), `set_time()`/`advance()`, `calls` (a Counter of executed operations),
@@ -28,6 +32,7 @@ import binascii
 import copy
 import json
 import logging
+import os
 import secrets
 from collections import Counter
 from collections.abc import Mapping
@@ -154,7 +159,8 @@ class FakeItop:
 
     def __init__(self, *, url: str = "http://itop.test/", timezone: str = "Europe/Paris",
                  strict_mandatory: bool = False, allowed_login_types: tuple[str, ...] = ("form", "external", "basic"),
-                 token_login: bool = True, seed: bool = True) -> None:
+                 token_login: bool = True, seed: bool = True,
+                 state_path: str | None = None) -> None:
         self.url = url.rstrip("/") + "/"
         self.zone = ZoneInfo(timezone)
         self.timezone = timezone
@@ -175,7 +181,10 @@ class FakeItop:
                                profiles={"Administrator", REST_PROFILE}, tokens={"tok-admin"}))
         self.add_user(FakeUser("norest", "norest-secret", 3, "No Rest", profiles=set(AGENT_PROFILES)))
         self.add_user(FakeUser("portal", "portal-secret", 4, "Claude Monet", profiles={"Portal user", REST_PROFILE}))
-        if seed:
+        self.state_path = state_path  # when set: objects survive a restart (see save_state/load_state)
+        if state_path and os.path.exists(state_path):
+            self.load_state()
+        elif seed:
             self._seed()
 
     # --- set-up helpers ---------------------------------------------------
@@ -278,6 +287,36 @@ class FakeItop:
         entry = self.db.get((ROOT.get(cls, cls), int(obj_id)))
         return copy.deepcopy(entry[1]) if entry and is_a(entry[0], cls) else None
 
+    # --- persistence (a server restarted with the same --state keeps its data) ----
+
+    def dump_state(self) -> dict[str, Any]:
+        """Objects, id and ref counters and call counts as JSON-able data."""
+        return {
+            "objects": [[root, obj_id, leaf, obj] for (root, obj_id), (leaf, obj) in sorted(self.db.items())],
+            "ids": dict(self._ids),
+            "ref_counter": self._ref_counter,
+            "calls": dict(self.calls),
+        }
+
+    def save_state(self) -> None:
+        """Write `dump_state()` to `state_path` atomically."""
+        if not self.state_path:
+            return
+        tmp = f"{self.state_path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.dump_state(), fh, default=str)
+        os.replace(tmp, self.state_path)
+
+    def load_state(self) -> None:
+        """Replace the objects and counters with those saved in `state_path`."""
+        assert self.state_path
+        with open(self.state_path, encoding="utf-8") as fh:
+            state = json.load(fh)
+        self.db = {(root, int(obj_id)): (leaf, obj) for root, obj_id, leaf, obj in state["objects"]}
+        self._ids = Counter({k: int(v) for k, v in state["ids"].items()})
+        self._ref_counter = int(state["ref_counter"])
+        self.calls = Counter({k: int(v) for k, v in state.get("calls", {}).items()})
+
     # --- transports -------------------------------------------------------
 
     def handle_httpx(self, request: httpx.Request) -> httpx.Response:
@@ -344,6 +383,8 @@ class FakeItop:
         headers_out = [("Content-type", "application/json"), ("Access-Control-Allow-Origin", "*"),
                        ("Set-Cookie", f"itop-{secrets.token_hex(4)}={secrets.token_hex(13)}; path=/; HttpOnly")]
         drop = self._take_fault("drop", operation) is not None
+        if self.state_path and operation is not None:
+            self.save_state()
         return _Reply(200, headers_out, _dumps(payload), dropped=drop)
 
     @staticmethod
@@ -899,9 +940,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timezone", default="Europe/Paris")
     parser.add_argument("--strict", action="store_true", help="also require external keys on transitions")
     parser.add_argument("--no-token", action="store_true", help="disable token login")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="keep the objects in FILE (JSON, written after every request, read at start)")
     args = parser.parse_args(argv)
     fake = FakeItop(url=f"http://127.0.0.1:{args.port}/", timezone=args.timezone, strict_mandatory=args.strict,
-                    token_login=not args.no_token)
+                    token_login=not args.no_token, state_path=args.state)
     s = fake.settings()
     print(f"fake iTop on {s.app_root} (REST endpoint {s.endpoint}); settings for opsgate:", flush=True)
     for name in ("url", "user", "password", "default_org_id", "default_caller_id", "default_team_id",

@@ -17,6 +17,7 @@ Every write carries a `comment` ("opsgate: ...") recorded in iTop's history.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -273,8 +274,18 @@ class ItopProvider:
 
     @staticmethod
     def _seen_key(record: ProviderRecord) -> str:
+        """`Class::id#fingerprint@last_update`: what was reported, and as of which change.
+
+        iTop's `last_update` has one-second resolution, so a ticket changed
+        twice within the second it was read keeps the same `last_update`; the
+        fingerprint of its content (status, title, description, priority and
+        case-log entries) makes such a change count as new.
+        """
         stamp = record.updated_at.isoformat() if record.updated_at else ""
-        return f"{record.provider_class}::{record.provider_ref}@{stamp}"
+        basis = "\x00".join((record.title, record.description, record.remote_status or "", record.priority or "",
+                              *(n.key for n in record.notes)))
+        digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:12]
+        return f"{record.provider_class}::{record.provider_ref}#{digest}@{stamp}"
 
     @staticmethod
     def _prune(marks: list[str], high: datetime | None, overlap: timedelta) -> tuple[str, ...]:
