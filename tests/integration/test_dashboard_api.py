@@ -135,7 +135,7 @@ async def test_stats_counts_trend_and_recent_activity(admin_client, db):
     assert r.status_code == 200
     s = r.json()
     counts = s["tickets"]
-    assert counts["total"] == 4 and counts["open"] == 2
+    assert counts["total"] == 4 and counts["open"] == 2 and counts["exact"] is True
     assert counts["by_status"]["new"] == 2 and counts["by_status"]["resolved"] == 1
     assert counts["by_status"]["closed"] == 1
     assert set(counts["by_status"]) >= {"awaiting_user_response", "pending_approval", "rejected"}
@@ -145,3 +145,16 @@ async def test_stats_counts_trend_and_recent_activity(admin_client, db):
     assert s["pending_changes"] == 0
     activity = s["recent_activity"]
     assert 0 < len(activity) <= 20 and {r["source"] for r in activity} == {"audit", "event", "note"}
+
+
+async def test_stats_counts_above_the_cap_are_estimates(admin_client, db):
+    from opsgate.dashboard.stats import COUNT_CAP
+
+    await db.execute("INSERT INTO tickets (title, created_by, status) "
+                     "SELECT 'c' || g, 'x', 'closed' FROM generate_series(1, $1) g", COUNT_CAP + 2000)
+    await db.execute("INSERT INTO tickets (title, created_by) VALUES ('open one', 'x')")
+    await db.execute("ANALYZE tickets")
+    counts = (await admin_client.get("/api/dashboard/stats")).json()["tickets"]
+    assert counts["exact"] is False
+    assert counts["by_status"]["new"] == 1 and counts["open"] == 1
+    assert abs(counts["by_status"]["closed"] - (COUNT_CAP + 2000)) < 1500

@@ -112,8 +112,12 @@ async def test_every_feed_and_stats_variant_prepares_and_runs(conn):
         if built is not None:
             await conn.fetch(*[built[0], *built[1]])
     for p in PRINCIPALS:
-        for statement, params in (stats.status_counts(p), stats.trend(p)):
-            await conn.fetch(statement, *params)
+        statement, params = stats.status_counts(p)
+        await conn.fetch(statement, ["new", "closed"], 10, *params[2:])
+        statement, params = stats.status_estimate(p)
+        await conn.fetch(statement, "new", *params[1:])
+        statement, params = stats.trend(p)
+        await conn.fetch(statement, *params)
     rows = await conn.fetch(*[stats.trend(LOCAL_ADMIN)[0], *stats.trend(LOCAL_ADMIN)[1]])
     assert len(rows) == stats.TREND_DAYS
 

@@ -33,6 +33,7 @@ class TicketCounts(msgspec.Struct, frozen=True, kw_only=True):
     total: int
     open: int
     by_status: dict[str, int]
+    exact: bool  # False when a status count above the cap is the planner's estimate
 
 
 class TrendDay(msgspec.Struct, frozen=True, kw_only=True):

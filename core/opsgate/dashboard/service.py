@@ -57,16 +57,23 @@ async def audit_feed(conn: Connection, principal: Principal, filters: feed.FeedF
 
 async def overview(conn: Connection, principal: Principal) -> DashboardStats:
     statement, params = stats.status_counts(principal)
-    counts = {s: 0 for s in vocab.STATUSES}
-    for row in await conn.fetch(statement, *params):
-        counts[row["status"]] = row["n"]
+    params[0:2] = [list(vocab.STATUSES), stats.COUNT_CAP + 1]
+    counts = {row["status"]: row["n"] for row in await conn.fetch(statement, *params)}
+    exact = True
+    for status, n in counts.items():
+        if n > stats.COUNT_CAP:
+            exact = False
+            statement, params = stats.status_estimate(principal)
+            params[0] = status
+            plan = await conn.fetchval(statement, *params)
+            counts[status] = max(n, int(plan[0]["Plan"]["Plan Rows"]))
     statement, params = stats.trend(principal)
     trend = [TrendDay(date=r["day"], created=r["created"], resolved=r["resolved"])
              for r in await conn.fetch(statement, *params)]
     recent = await audit_feed(conn, principal, feed.FeedFilters(), RECENT_ACTIVITY)
     return DashboardStats(
         tickets=TicketCounts(total=sum(counts.values()), open=sum(counts[s] for s in vocab.OPEN_STATUSES),
-                             by_status=counts),
+                             by_status=counts, exact=exact),
         trend=trend,
         pending_changes=0,  # approval gates arrive with their own issue
         recent_activity=recent.audit,
