@@ -511,3 +511,17 @@ async def test_sync_permission_is_required(app, make_client, make_token):
         assert (await c.get("/api/providers")).status_code == 200
         r = await c.post("/api/tickets/sync-all")
         assert r.status_code == 403 and r.json()["required_permission"] == "tickets:sync"
+
+
+async def test_a_pending_create_without_a_queued_create_is_repaired(app, make_client, admin_token, fake, db, pool):
+    # Writers that mark a ticket pending_create without queueing its create (e.g. an access request's
+    # child ticket, written by its own statement) are picked up by the dispatcher.
+    ticket_id = await db.fetchval(
+        "INSERT INTO tickets (title, created_by, provider, provider_sync_status) "
+        "VALUES ('child access ticket', 'test', 'itop', 'pending_create') RETURNING id")
+    await drain(app, pool)
+    async with make_client(app, token=admin_token) as c:
+        t = await ticket(c, ticket_id)
+    assert t["provider_sync_status"] == "synced" and fake.creates == 1
+    assert [r["op"] for r in await db.fetch("SELECT op FROM provider_outbox WHERE ticket_id = $1", ticket_id)] == [
+        "create"]

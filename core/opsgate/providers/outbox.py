@@ -17,6 +17,10 @@ on the row and on the ticket:
   already arrived, so a lost reply never makes a second entry.
 - status: `set_status(..., close=True)`.
 
+A ticket marked `pending_create` by a writer that did not queue its create
+(e.g. an access request's child ticket) gets its create queued by the
+dispatcher (checked at most once a minute per process).
+
 Failures of a note/status/assignment after the retries set the ticket's
 `provider_sync_status` to `error` (the next success sets it back to
 `synced`); `provider_last_error` always holds the latest failure.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -41,6 +46,7 @@ from opsgate.settings import Settings
 log = logging.getLogger(__name__)
 
 ACTOR = "provider-outbox"
+REPAIR_INTERVAL_SECONDS = 60.0
 
 
 class _Permanent(Exception):
@@ -63,6 +69,7 @@ class Dispatcher:
         self.settings = settings
         self.host = host
         self.owner = owner
+        self._repaired_at: float | None = None
 
     async def _call(self, provider_name: str, op: str, awaitable: Any) -> Any:
         return await call_plugin(provider_name, op, awaitable, timeout=self.settings.plugin_call_timeout)
@@ -74,7 +81,7 @@ class Dispatcher:
         summary = DispatchSummary()
         limit = limit or self.settings.provider_batch_size
         async with self.pool.acquire() as conn:
-            if ticket_id is None:
+            if ticket_id is None and self._repair_due():
                 queued = await repo.enqueue_missing_creates(conn, limit)
                 for row in queued:
                     log.warning("queued a missing provider create", extra={"ticket_id": row["ticket_id"]})
@@ -91,6 +98,14 @@ class Dispatcher:
         for outcome in await asyncio.gather(*(one(r) for r in rows)):
             setattr(summary, outcome, getattr(summary, outcome) + 1)
         return summary
+
+    def _repair_due(self) -> bool:
+        """Whether to look for pending_create tickets without a queued create (at most once a minute)."""
+        now = time.monotonic()
+        if self._repaired_at is not None and now - self._repaired_at < REPAIR_INTERVAL_SECONDS:
+            return False
+        self._repaired_at = now
+        return True
 
     async def drain_ticket(self, ticket_id: int, *, max_rounds: int = 100) -> DispatchSummary:
         """Deliver every due row of one ticket now, in order (endpoints use it)."""
