@@ -8,8 +8,9 @@ The README section "The API route" is the specification; in order:
    are checked first: 400 naming the field, nothing read or written.
 3. The agent must exist and be visible to the caller (404). Its work dir is
    resolved on the server from its latest task
-   (`opsgate.runner.workdir.layout_for(...).root`); no task or no work dir yet
-   is a 409. The request never names a work dir.
+   (`opsgate.runner.workdir.layout_for(...).root`); no task is a 409, and so
+   is a work dir that does not exist yet (checked after the gate). The request
+   never names a work dir.
 4. One transaction: the gate row is locked (`SELECT ... FOR UPDATE`) and must
    exist (404), be approved and unexpired (409), belong to this agent and the
    agent's ticket, and be bound to `action = "deploy_static_site"`,
@@ -151,14 +152,14 @@ async def deploy_static_site(agent_id: AgentId, data: DeployStaticSite, conn: Co
     if task is None:
         raise Conflict(f"agent {agent_id} has no task, so it has no work dir")
     work_dir: Path = layout_for(settings.work_dir, agent_id, task["id"]).root
-    if not work_dir.is_dir():
-        raise Conflict(f"agent {agent_id}'s work dir does not exist yet (its task has not started)")
 
     request = DeployRequest(change_id=data.change_id, agent_id=agent_id, ticket_id=ticket_id, work_dir=str(work_dir),
                             source_dir=data.source_dir, slug=data.slug, public_base_url=data.public_base_url or None)
     try:
         async with conn.transaction():
             await _locked_gate(conn, data.change_id, agent_id=agent_id, ticket_id=ticket_id, slug=data.slug)
+            if not work_dir.is_dir():
+                raise Conflict(f"agent {agent_id}'s work dir does not exist yet (its task has not started)")
             result = await call_plugin(TARGET_NAME, "publish", target.publish(request),
                                        timeout=settings.plugin_call_timeout)
             text = _evidence_note(result, slug=data.slug, source_dir=data.source_dir, change_id=data.change_id,
