@@ -23,7 +23,9 @@ its own transaction (`upsert_record`):
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -260,8 +262,12 @@ async def _mirror_notes(conn: asyncpg.Connection, name: str, ticket_id: int, rec
 
 
 async def pull_once(pool: asyncpg.Pool, settings: Settings, host: PluginHost, name: str, owner: str,
-                    *, max_pages: int | None = None) -> PullSummary:
-    """One pull pass for one provider: pages of changes since the stored cursor, upserted one by one."""
+                    *, max_pages: int | None = None, wait_seconds: float = 0.0) -> PullSummary:
+    """One pull pass for one provider: pages of changes since the stored cursor, upserted one by one.
+
+    When another process holds the provider's pull lease, wait up to
+    `wait_seconds` for it (the endpoints do) before reporting that nothing ran.
+    """
     summary = PullSummary(provider=name)
     provider = registry.providers(host).get(name)
     if provider is None:
@@ -271,10 +277,15 @@ async def pull_once(pool: asyncpg.Pool, settings: Settings, host: PluginHost, na
     if not registry.configured(provider):
         return _skipped(summary, f"provider {name!r} is not configured")
     lease = settings.provider_claim_seconds
-    async with pool.acquire() as conn:
-        state = await repo.take_lease(conn, name, owner, lease)
-    if state is None:
-        return _skipped(summary, "another process is pulling this provider")
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    while True:
+        async with pool.acquire() as conn:
+            state = await repo.take_lease(conn, name, owner, lease)
+        if state is not None:
+            break
+        if time.monotonic() >= deadline:
+            return _skipped(summary, "another process is pulling this provider")
+        await asyncio.sleep(0.2)
     cursor = state["cursor"]
     summary.catch_up = cursor is None
     error: str | None = None

@@ -297,14 +297,15 @@ class Dispatcher:
         retry = registry.is_retryable(exc) and attempts < self.settings.provider_retry_max_attempts
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                # The ticket row first, then the outbox row: the order every writer of both uses.
                 if retry:
                     delay = backoff(self.settings, attempts)
-                    done = await repo.mark_retry(conn, row["id"], self.owner, delay, error)
                     await repo.set_sync_state(conn, ticket["id"], None, error)
+                    done = await repo.mark_retry(conn, row["id"], self.owner, delay, error)
                 else:
-                    done = await repo.mark_failed(conn, row["id"], self.owner, error)
                     final = "create_failed" if op == "create" else "error"
                     await repo.set_sync_state(conn, ticket["id"], final, error)
+                    done = await repo.mark_failed(conn, row["id"], self.owner, error)
                     await audit(conn, actor=ACTOR, action="provider_sync_failed", category="ticket", level="error",
                                 target_type="ticket", target_id=ticket["id"], ticket_id=ticket["id"],
                                 details={"provider": name, "op": op, "outbox_id": row["id"], "attempts": attempts,

@@ -164,8 +164,9 @@ async def sync_all(pool: asyncpg.Pool, settings: Settings, host: PluginHost, req
     if provider is None or name == registry.LOCAL:
         return SyncAllResult(provider=name, dispatch=dispatch, sync=PullSummary(
             provider=name, ran=False, reason="local tickets live only in opsgate; there is nothing to pull"))
-    owner = running.owner if running is not None else owner_id("api")
-    summary = await inbound.pull_once(pool, settings, host, name, owner)
+    # Its own lease owner: a pass of the background loop in this process is waited for, not joined.
+    summary = await inbound.pull_once(pool, settings, host, name, owner_id("api"),
+                                      wait_seconds=settings.plugin_call_timeout)
     return SyncAllResult(provider=name, sync=summary, dispatch=dispatch)
 
 
