@@ -331,3 +331,18 @@ async def test_tasks_of_a_lapsed_runner_are_failed_or_requeued(runner_app, make_
         assert "lost" in task["status_reason"]
     else:
         assert task["attempts"] == 2
+
+
+async def test_a_running_task_this_runner_does_not_supervise_is_released(runner_app, make_client, admin_token, db):
+    app = runner_app()
+    async with make_client(app, admin_token) as c:
+        await c.put("/api/agents/config", json={"max_concurrent_agents": 0})
+        spawned = await _assign(c, (await _ticket(c))["id"], "fake: print never started")
+        task_id = spawned["task"]["id"]
+        # as if its supervision had died on a database error after the claim
+        await db.execute("UPDATE agent_tasks SET status = 'running', runner_id = $2, claimed_at = now() - interval "
+                         "'1 minute', lease_expires_at = now() + interval '1 minute' WHERE id = $1",
+                         task_id, app.state.runner.id)
+        await db.execute("UPDATE agents SET status = 'running' WHERE id = $1", spawned["agent"]["id"])
+        task = await _task_in(db, task_id, "failed")
+        assert task["status_reason"] == "runner lost track of the task"

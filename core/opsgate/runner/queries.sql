@@ -53,7 +53,7 @@ UPDATE runners SET stopped_at = now(), running = 0 WHERE id = $1::text
 UPDATE agent_tasks
    SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $2::float8)
  WHERE runner_id = $1::text AND status = 'running'
-RETURNING id
+RETURNING id, agent_id, ticket_id, EXTRACT(EPOCH FROM (now() - claimed_at)) AS claimed_seconds_ago
 
 -- name: lapsed_tasks
 -- Running tasks whose lease ran out and whose runner has no recent heartbeat (or is gone or stopped).

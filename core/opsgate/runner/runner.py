@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 TICK = 0.5  # seconds between supervision checks of one task
 FLUSH_SECONDS = 1.0  # output tail and progress events are written at most this often
 TOKEN_MARGIN_SECONDS = 600
+LOST_TRACK_SECONDS = 10.0  # a claim not yet supervised after this long was lost
 DEFAULT_MAX_CONCURRENT = RuntimeConfig().max_concurrent_agents
 _json = msgspec.json.Encoder()
 
@@ -539,10 +540,19 @@ class Runner:
         """Heartbeat the runner row, renew task leases, stop processes of tasks no longer ours."""
         await self._heartbeat_row()
         async with self.pool.acquire() as conn:
-            owned = {r["id"] for r in await conn.fetch(q.RENEW_LEASES, self.id, self.settings.runner_lease_seconds)}
+            rows = await conn.fetch(q.RENEW_LEASES, self.id, self.settings.runner_lease_seconds)
+        owned = {r["id"] for r in rows}
         for task_id, run in list(self.tasks.items()):
             if task_id not in owned and run.process is not None and not run.ended.is_set():
                 run.external_end("no longer owned by this runner")
+        # Running in the database for this runner, but not supervised (its supervision died on a
+        # database error): release it like a lapsed runner's task instead of renewing it forever.
+        for row in rows:
+            if row["id"] not in self.tasks and row["claimed_seconds_ago"] > LOST_TRACK_SECONDS:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await self._recover(conn, {"id": row["id"], "agent_id": row["agent_id"],
+                                               "ticket_id": row["ticket_id"], "runner_id": self.id},
+                                        self.settings.runner_recovery, "runner lost track of the task")
 
     async def recover_lapsed(self) -> int:
         """Fail or re-queue every running task whose runner's heartbeat lapsed; returns how many."""

@@ -70,6 +70,7 @@ def markdown(agent_id: int, events: Sequence[dict[str, Any]]) -> str:
 
 
 def mirror(work_dir: str | os.PathLike[str], agent_id: int, events: Sequence[dict[str, Any]]) -> None:
-    """Replace both steering files in `work_dir`."""
-    atomic_write(Path(work_dir) / INBOX_JSON, json.dumps(inbox(agent_id, events), indent=2) + "\n")
+    """Replace both steering files in `work_dir`: the Markdown first, so once the JSON inbox lists an
+    event the Markdown already shows it."""
     atomic_write(Path(work_dir) / INBOX_MD, markdown(agent_id, events))
+    atomic_write(Path(work_dir) / INBOX_JSON, json.dumps(inbox(agent_id, events), indent=2) + "\n")

@@ -41,8 +41,9 @@ def base_env(**extra: str) -> dict[str, str]:
     """The test process's environment without opsgate/model settings, plus `extra`."""
     drop = ("OPSGATE_", "AGENT_LLM_", "DATABASE_URL", "CODEX_", "CLAUDE_CODE_", "HERMES_", "ANTHROPIC_", "OPENAI_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    # Test databases come migrated from the session's template: `serve` must not migrate again.
     env.update({"OPSGATE_LOG_FORMAT": "text", "OPSGATE_SECRET_KEY": "test-secret-key-not-for-production",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+                "OPSGATE_MIGRATE": "off", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
     env.update(extra)
     return env
 
