@@ -410,13 +410,14 @@ async def test_catch_up_imports_each_itop_ticket_once_with_notes_and_never_auto_
                 "message": "Still broken", "message_html": "<p>Still <b>broken</b> &amp; slow</p>"}]
     a = fake.add_object("UserRequest", title="Printer jam", description="<p>Paper <i>everywhere</i></p>", org_id=1,
                         caller_id=1, status="assigned", public_log=entries, last_update="2024-05-02 09:48:00")
-    fake.add_object("Incident", title="Disk full", description="<p>/var</p>", org_id=1, caller_id=1,
-                    status="closed", last_update="2024-05-01 10:00:00")
+    # Would match the seeded phishing rule (auto_assign_agent) if imports consulted RACI auto-assignment.
+    fake.add_object("Incident", title="Phishing email reported", description="<p>suspicious link phishing</p>",
+                    org_id=1, caller_id=1, status="new", last_update="2024-05-01 10:00:00")
     summary = await pull(app, pool)
     assert summary.catch_up is True and summary.imported == 2 and summary.notes_added == 1
     rows = await db.fetch("SELECT * FROM tickets ORDER BY provider_class DESC")
     assert [(r["provider_class"], r["status"], r["provider_sync_status"]) for r in rows] == [
-        ("UserRequest", "assigned", "synced"), ("Incident", "closed", "synced")]
+        ("UserRequest", "assigned", "synced"), ("Incident", "new", "synced")]
     ur = rows[0]
     assert ur["provider_ref"] == str(a) and ur["description"] == "Paper everywhere"
     assert ur["created_by"] == "itop-sync"
