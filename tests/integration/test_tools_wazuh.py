@@ -5,6 +5,7 @@ The app's adapter talks to the in-process fake Wazuh: a test plugin named
 the plugin's own route handlers, so production code has no test hook.
 """
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import pytest
@@ -31,9 +32,9 @@ STATUS, RULE, SEARCH = "wazuh/manager/status", "wazuh/rules/5712", "wazuh/alerts
 class FakeWazuhPlugin:
     """`wazuh` for tests: the real routes, an adapter wired to the fake's transports."""
 
-    def __init__(self, fake: FakeWazuh, env: dict[str, str]) -> None:
-        self.adapter = WazuhAdapter.from_env(env, transport=fake.manager_transport(),
-                                             indexer_transport=fake.indexer_transport(), clock=fake.clock)
+    def __init__(self, fake: FakeWazuh, env: dict[str, str], cls: type = WazuhAdapter) -> None:
+        self.adapter = cls.from_env(env, transport=fake.manager_transport(),
+                                    indexer_transport=fake.indexer_transport(), clock=fake.clock)
 
     @hookimpl
     def opsgate_tool_adapters(self):
@@ -53,9 +54,9 @@ def fake():
 
 @pytest.fixture
 def wazuh_app(make_app, fake):
-    def build(env=None):
-        plugin = FakeWazuhPlugin(fake, {**ENV, **(env or {})})
-        return make_app(plugins=[("fake-harness", fake_harness), ("wazuh", plugin)], env=ENV)
+    def build(env=None, cls=WazuhAdapter, core_env=None):
+        plugin = FakeWazuhPlugin(fake, {**ENV, **(env or {})}, cls)
+        return make_app(plugins=[("fake-harness", fake_harness), ("wazuh", plugin)], env={**ENV, **(core_env or {})})
     return build
 
 
@@ -71,9 +72,9 @@ def world(make_client, make_token, wazuh_app, db):
     """`async with world() as w`: one client, a ticket, a queued agent (runner off) and its token."""
 
     @asynccontextmanager
-    async def open_(env=None):
+    async def open_(env=None, **app):
         spawner = await make_token("platform-admin")
-        async with make_client(wazuh_app(env), spawner) as c:
+        async with make_client(wazuh_app(env, **app), spawner) as c:
             r = await c.post("/api/tickets", json={"title": "SSH brute force on web-frontend-02",
                                                    "sync_provider": False, "owning_group": "SOC"})
             assert r.status_code == 201, r.text
@@ -323,3 +324,24 @@ async def test_every_route_is_in_the_openapi_schema_with_its_permission(world):
         for path in ("/api/agents/{agent_id}/wazuh/manager/status", "/api/agents/{agent_id}/wazuh/rules/{rule_id}",
                      "/api/agents/{agent_id}/wazuh/alerts/search"):
             assert "get" in schema["paths"][path], path
+
+
+class BrokenAdapter(WazuhAdapter):
+    """An adapter that fails in ways the route must contain: an unexpected error, a hang."""
+
+    async def manager_status(self, credential_ref, *, trace=None):
+        raise RuntimeError("unexpected failure carrying SECRET-DETAIL")
+
+    async def get_rule(self, credential_ref, rule_id, *, trace=None):
+        await asyncio.sleep(30)
+
+
+async def test_unexpected_adapter_failures_and_timeouts_are_contained(world, caplog):
+    async with world(cls=BrokenAdapter, core_env={"OPSGATE_PLUGIN_CALL_TIMEOUT": "0.5"}) as w:
+        await w.grant_by_access_request()
+        r = await w.call(STATUS)
+        assert r.status_code == 502 and r.json()["error"] == "wazuh_adapter_error", r.text
+        assert "SECRET-DETAIL" not in r.text and "RuntimeError" not in r.text
+        r = await w.call(RULE)
+        assert r.status_code == 504 and r.json()["error"] == "wazuh_timeout", r.text
+        assert "SECRET-DETAIL" not in caplog.text

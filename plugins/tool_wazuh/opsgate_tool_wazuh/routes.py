@@ -119,6 +119,7 @@ def _error_response(exc: OpsgateError, envelope: dict[str, Any]) -> Response[dic
         detail = exc.body()
     else:  # an unexpected adapter failure or the plugin call timeout: no exception text, it is not ours to echo
         timed_out = isinstance(exc, ProviderError) and "timed out" in exc.detail
+        status = 504 if timed_out else status
         detail = {"error": "wazuh_timeout" if timed_out else "wazuh_adapter_error",
                   "reason": "the adapter call timed out" if timed_out else "the adapter failed unexpectedly"}
     text = f"wazuh: {detail.get('error')}" + (f" ({detail['reason']})" if detail.get("reason") else "")
