@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -93,11 +94,15 @@ def _who(principal: Principal, claimed: str | None) -> str:
 
 
 def external_url(host: PluginHost, row: dict[str, Any]) -> str | None:
+    return _external_url(host.ticket_providers(), row)
+
+
+def _external_url(providers: Mapping[str, Any], row: dict[str, Any]) -> str | None:
     if row.get("provider_url"):
         return row["provider_url"]
     if not row.get("provider_ref") or not row.get("provider_class"):
         return None
-    provider = host.ticket_providers().get(row["provider"])
+    provider = providers.get(row["provider"])
     if provider is None:
         return None
     try:
@@ -111,6 +116,12 @@ def to_ticket(host: PluginHost, row: dict[str, Any]) -> Ticket:
     row = {k: v for k, v in row.items() if k in _TICKET_FIELDS}
     row["external_url"] = external_url(host, row)
     return Ticket(**row)
+
+
+def _list_tickets(host: PluginHost, rows: list[dict[str, Any]]) -> list[Ticket]:
+    """Rows selected with listing.LIST_COLUMNS (exactly the Ticket fields but external_url)."""
+    providers = host.ticket_providers()
+    return [Ticket(**row, external_url=_external_url(providers, row)) for row in rows]
 
 
 def to_detail(host: PluginHost, row: dict[str, Any]) -> TicketDetail:
@@ -263,7 +274,7 @@ async def list_tickets(conn: Connection, principal: Principal, host: PluginHost,
         statuses=statuses, priorities=priorities, assignee=_optional(assignee), agent_only=agent_only,
         provider=_optional(provider), q=_optional(q))
     rows, total, exact = await repo.list_tickets(conn, listing.build(filters, principal, limit, offset))
-    return TicketList(tickets=[to_ticket(host, r) for r in rows], total=total, total_exact=exact,
+    return TicketList(tickets=_list_tickets(host, rows), total=total, total_exact=exact,
                       limit=limit, offset=offset)
 
 
@@ -284,7 +295,7 @@ async def context(conn: Connection, principal: Principal, host: PluginHost, tick
     related: list[Ticket] = []
     if row["requester_email"] and principal.kind != "agent":
         statement, params = listing.related(principal, ticket_id, row["requester_email"])
-        related = [to_ticket(host, r) for r in await repo.fetch_all(conn, statement, params)]
+        related = _list_tickets(host, await repo.fetch_all(conn, statement, params))
     # change_requests, tasks, postmortems, knowledge_articles, workflows, skills and
     # access_requests belong to later issues and stay empty until those land.
     return TicketContext(ticket=to_detail(host, row), notes=[to_note(n) for n in notes],
