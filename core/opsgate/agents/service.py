@@ -21,7 +21,7 @@ import msgspec
 from asyncpg import Connection
 
 from opsgate.agents import config as runtime
-from opsgate.agents import repo, vocab
+from opsgate.agents import release, repo, vocab
 from opsgate.agents.schemas import (
     Agent,
     AgentAction,
@@ -48,7 +48,6 @@ from opsgate.agents.schemas import (
 )
 from opsgate.audit import repo as audit
 from opsgate.auth.principal import CLASSIFICATIONS, Principal
-from opsgate.auth.service import revoke_agent_tokens
 from opsgate.errors import Conflict, Forbidden, Invalid, NotFound
 from opsgate.events import repo as events
 from opsgate.plugins import PluginHost
@@ -318,7 +317,7 @@ async def _end(conn: Connection, principal: Principal | None, agent: dict[str, A
         raise Conflict(f"agent {agent['id']} is already {agent['status']}")
     actor = principal.actor if principal else "control-plane"
     tasks = await repo.end_active_tasks(conn, agent["id"], status, reason, actor)
-    await revoke_agent_tokens(conn, agent["id"], f"agent {status}: {reason}"[:200])
+    await release.release(conn, agent["id"], f"agent {status}: {reason}", agent_ended=True)
     task_ids = [t["id"] for t in tasks]
     await _journal(conn, principal, action, {**ended}, details={
         "reason": reason, "previous_status": agent["status"], "task_ids": task_ids,
@@ -452,10 +451,12 @@ async def update(conn: Connection, principal: Principal, agent_id: int, data: Ag
         row = agent
         if status != "running":
             row = await repo.report_agent(conn, agent_id, status, data.reason) or agent
-            await revoke_agent_tokens(conn, agent_id, f"task {status} (reported)")
+            await release.release(conn, agent_id, f"task {status} (reported)", agent_ended=False)
         await _journal(conn, principal, "agent_status_updated", row, details={
             "task_id": task["id"], "reported_status": status, "reason": data.reason, "progress": data.progress,
             "task_ids": [task["id"]] if status != "running" else []})
+    if status == "completed":
+        await release.after_completed(conn, agent_id, task["id"], data.summary or data.reason or "")
     return AgentAction(agent=to_agent(_with_ticket(row, agent), task), action="updated", tasks=[task["id"]],
                        task=to_task(task))
 

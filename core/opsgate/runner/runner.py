@@ -36,7 +36,8 @@ import msgspec
 from opsgate.agents import vocab
 from opsgate.agents.config import RuntimeConfig
 from opsgate.audit import repo as audit
-from opsgate.auth.service import mint_agent_token, revoke_agent_tokens
+from opsgate.agents import release
+from opsgate.auth.service import mint_agent_token
 from opsgate.events import repo as events
 from opsgate.events.listener import EventListener
 from opsgate.plugins import PluginHost
@@ -301,7 +302,7 @@ class TaskRun:
             if row is None:
                 return False
             agent = await conn.fetchrow(q.AGENT_TO, self.agent_id, agent_status, reason)
-            await revoke_agent_tokens(conn, self.agent_id, f"task {self.id} {status}")
+            await release.release(conn, self.agent_id, f"task {self.id} {status}", agent_ended=False)
             payload = {"task_id": self.id, "agent_id": self.agent_id, "ticket_id": self.ticket_id, "status": status,
                        "agent_status": agent["status"] if agent else None, "reason": reason,
                        "exit_code": exit_code, "runner_id": self.runner.id}
@@ -313,6 +314,9 @@ class TaskRun:
                               ticket_id=self.ticket_id, agent_id=self.agent_id, payload=payload, category="agent",
                               level=level)
         log.info("task %s", status, extra={"task_id": self.id, "agent_id": self.agent_id, "reason": reason[:200]})
+        if status == "completed":
+            async with self.pool.acquire() as conn:
+                await release.after_completed(conn, self.agent_id, self.id, reason)
         self.runner.wake()
         return True
 
@@ -583,7 +587,7 @@ class Runner:
         if task is None:
             return False
         await conn.fetchrow(q.AGENT_TO, row["agent_id"], status, reason)
-        await revoke_agent_tokens(conn, row["agent_id"], f"task {row['id']} recovered: {status}")
+        await release.release(conn, row["agent_id"], f"task {row['id']} recovered: {status}", agent_ended=False)
         payload = {"task_id": row["id"], "agent_id": row["agent_id"], "ticket_id": row["ticket_id"],
                    "status": status, "reason": reason, "previous_runner_id": row["runner_id"],
                    "recovered_by": self.id}
