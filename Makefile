@@ -7,6 +7,8 @@ UV := $(TOOLS)/uv/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Test processes (pytest-xdist); every test database and port is per worker.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test sync agent-clis lint bench clean
 
@@ -26,7 +28,7 @@ run: sync
 	$(VENV)/bin/opsgate serve
 
 test: sync agent-clis
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS)
 
 bench: sync
 	$(VENV)/bin/python bench/tickets.py
