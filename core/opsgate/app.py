@@ -16,6 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from opsgate import __version__
 from opsgate import plugins as plugin_host
+from opsgate.auth import cache as principal_cache
 from opsgate.auth.guard import declared_permission, require_permission
 from opsgate.db.pool import create_pool
 from opsgate.plugins import PluginHost
@@ -86,6 +87,8 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
             app.state.provider_sync.start()
             # One LISTEN connection per process: the WebSocket, the opsgate_event fan-out and the runner.
             app.state.events = EventListener(settings, app.state.pool, host=host, fan_out_plugins=True)
+            # Token revocations in any process forget this process's cached principals.
+            app.state.events.listen(principal_cache.CHANNEL, principal_cache.on_notify)
             await app.state.events.start()
             try:
                 await host.startup(app)
@@ -128,6 +131,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
     )
     app.state.settings = settings
     app.state.plugins = host
+    app.state.principal_cache = principal_cache.PrincipalCache(settings.auth_cache_seconds, settings.auth_cache_size)
     missing = undeclared_routes(app)
     if missing:
         raise RuntimeError(f"routes without a declared permission: {', '.join(missing)}")

@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_min: int = 2
     db_pool_max: int = 20
     db_command_timeout: float = 30.0
+    workers: int = 1
+    auth_cache_seconds: float = 3.0
+    auth_cache_size: int = 10000
     auth_mode: str = "enabled"
     proxy_secret: str | None = None
     secret_key: str = ""
@@ -116,6 +119,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "db_pool_min": "OPSGATE_DB_POOL_MIN",
             "db_pool_max": "OPSGATE_DB_POOL_MAX",
             "db_command_timeout": "OPSGATE_DB_COMMAND_TIMEOUT",
+            "workers": "OPSGATE_WORKERS",
+            "auth_cache_seconds": "OPSGATE_AUTH_CACHE_SECONDS",
+            "auth_cache_size": "OPSGATE_AUTH_CACHE_SIZE",
             "auth_mode": "OPSGATE_AUTH_MODE",
             "proxy_secret": "OPSGATE_PROXY_SECRET",
             "secret_key": "OPSGATE_SECRET_KEY",
@@ -183,6 +189,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise Invalid("OPSGATE_AUTH_MODE", "must be 'enabled' or 'disabled'")
         if settings.log_format not in ("json", "text"):
             raise Invalid("OPSGATE_LOG_FORMAT", "must be 'json' or 'text'")
+        if settings.workers < 1:
+            raise Invalid("OPSGATE_WORKERS", "must be at least 1")
+        if settings.auth_cache_seconds < 0 or settings.auth_cache_seconds > 60:
+            raise Invalid("OPSGATE_AUTH_CACHE_SECONDS", "must be between 0 and 60")
+        if settings.auth_cache_size < 1:
+            raise Invalid("OPSGATE_AUTH_CACHE_SIZE", "must be at least 1")
         _check_time_limits(settings)
         _check_intake(settings)
         _check_provider_sync(settings)

@@ -11,7 +11,7 @@ UPDATE service_tokens SET last_used_at = now()
  WHERE id = $1::bigint AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')
 
 -- name: agent_principal
-SELECT id, agent_id, ticket_id, task_id
+SELECT id, agent_id, ticket_id, task_id, extract(epoch FROM expires_at - now())::float8 AS expires_in
   FROM agent_tokens
  WHERE token_hash = $1::text AND revoked_at IS NULL AND expires_at > now()
 
@@ -148,3 +148,6 @@ SELECT (SELECT count(*) FROM service_tokens) + (SELECT count(*) FROM users WHERE
 -- name: insert_decision
 INSERT INTO access_decisions (principal_kind, principal, method, route, permission, allowed, reason)
 VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::boolean, $7::text)
+
+-- name: notify_auth_change
+SELECT pg_notify('opsgate_auth', $1::text)

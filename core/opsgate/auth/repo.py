@@ -35,6 +35,11 @@ async def revoke_agent_tokens(conn: Connection, agent_id: int, reason: str) -> i
     return int(status.split()[-1])
 
 
+async def notify_auth_change(conn: Connection, what: str) -> None:
+    """NOTIFY `opsgate_auth` (sent at commit when inside a transaction)."""
+    await conn.execute(Q["notify_auth_change"], what)
+
+
 async def user_principal(conn: Connection, user_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(Q["user_principal"], user_id)
 

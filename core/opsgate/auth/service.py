@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from asyncpg import Connection
 from itsdangerous import BadSignature, TimestampSigner
 
 from opsgate.audit import repo as audit
+from opsgate.auth import cache as principal_cache
 from opsgate.auth import credentials, repo
+from opsgate.auth.cache import PrincipalCache
 from opsgate.auth.principal import AGENT_PERMISSIONS, CLASSIFICATIONS, LOCAL_ADMIN, Principal
 from opsgate.errors import Conflict, Invalid, NotFound, Unauthorized
 from opsgate.settings import Settings
@@ -52,22 +55,47 @@ def _signer(settings: Settings) -> TimestampSigner:
     return TimestampSigner(settings.effective_secret_key(), salt="opsgate-session")
 
 
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The bearer token (or legacy service-token header) the request carries."""
+    auth_header = headers.get("authorization", "")
+    if auth_header[:7].lower() == "bearer ":
+        return auth_header[7:].strip() or None
+    legacy = headers.get("x-dashboard-service-token")
+    return legacy.strip() or None if legacy else None
+
+
+def _acting(principal: Principal, acting_as: str | None) -> Principal:
+    if principal.kind != "service":
+        return principal
+    acting = acting_as.strip()[:200] if acting_as and acting_as.strip() else None
+    return msgspec.structs.replace(principal, acting_as=acting) if acting != principal.acting_as else principal
+
+
+def cached_principal(cache: PrincipalCache | None, headers: Mapping[str, str], settings: Settings) -> Principal | None:
+    """The principal when it is known without the database (auth disabled, or a cached bearer token); else None."""
+    if settings.auth_mode == "disabled":
+        return LOCAL_ADMIN
+    if cache is None:
+        return None
+    token = bearer_token(headers)
+    if not token:
+        return None
+    principal = cache.get(credentials.digest(token))
+    return None if principal is None else _acting(principal, headers.get("x-dashboard-service-user"))
+
+
 async def authenticate(conn: Connection, headers: Mapping[str, str], cookies: Mapping[str, str],
-                       settings: Settings) -> Principal | None:
+                       settings: Settings, cache: PrincipalCache | None = None) -> Principal | None:
     """The principal the request's credentials name; None when it carries none.
 
     Raises `Unauthorized` for credentials that are present but not valid.
+    With `cache`, bearer-token principals are read from and remembered there.
     """
     if settings.auth_mode == "disabled":
         return LOCAL_ADMIN
-    token = None
-    auth_header = headers.get("authorization", "")
-    if auth_header[:7].lower() == "bearer ":
-        token = auth_header[7:].strip()
-    elif headers.get("x-dashboard-service-token"):
-        token = headers["x-dashboard-service-token"].strip()
+    token = bearer_token(headers)
     if token:
-        return await _token_principal(conn, token, headers.get("x-dashboard-service-user"))
+        return _acting(await _token_principal(conn, token, cache), headers.get("x-dashboard-service-user"))
 
     proxy_user = next((headers[h] for h in PROXY_USER_HEADERS if headers.get(h)), None)
     if proxy_user and settings.proxy_secret:
@@ -90,24 +118,35 @@ async def authenticate(conn: Connection, headers: Mapping[str, str], cookies: Ma
     return None
 
 
-async def _token_principal(conn: Connection, token: str, acting_as: str | None) -> Principal:
+async def _token_principal(conn: Connection, token: str, cache: PrincipalCache | None) -> Principal:
+    """The token's principal without `acting_as` (the caller applies the header)."""
     hashed = credentials.digest(token)
+    if cache is not None:
+        hit = cache.get(hashed)
+        if hit is not None:
+            return hit
+    filled = principal_cache.generation()
     if token.startswith(credentials.AGENT_PREFIX):
         row = await repo.agent_principal(conn, hashed)
         if row is None:
             raise Unauthorized("invalid, expired or revoked token")
-        return Principal(kind="agent", name=f"agent_{row['agent_id']}", id=row["id"],
-                         permissions=AGENT_PERMISSIONS, agent_id=row["agent_id"], ticket_id=row["ticket_id"],
-                         auth_method="agent_token")
+        principal = Principal(kind="agent", name=f"agent_{row['agent_id']}", id=row["id"],
+                              permissions=AGENT_PERMISSIONS, agent_id=row["agent_id"], ticket_id=row["ticket_id"],
+                              auth_method="agent_token")
+        if cache is not None:
+            cache.put(hashed, principal, filled, row["expires_in"])
+        return principal
     row = await repo.service_principal(conn, hashed)
     if row is None:
         raise Unauthorized("invalid, expired or revoked token")
     await repo.touch_service_token(conn, row["id"])
-    acting = acting_as.strip()[:200] if acting_as and acting_as.strip() else None
-    return Principal(kind="service", name=row["name"], id=row["id"], roles=(row["role"],),
-                     permissions=frozenset(row["permissions"]), max_classification=row["max_classification"],
-                     groups=tuple(row["groups"]) if row["groups"] is not None else None,
-                     auth_method="token", acting_as=acting)
+    principal = Principal(kind="service", name=row["name"], id=row["id"], roles=(row["role"],),
+                          permissions=frozenset(row["permissions"]), max_classification=row["max_classification"],
+                          groups=tuple(row["groups"]) if row["groups"] is not None else None,
+                          auth_method="token")
+    if cache is not None:
+        cache.put(hashed, principal, filled, None)
+    return principal
 
 
 async def _proxy_principal(conn: Connection, username: str, email: str | None) -> Principal:
@@ -207,6 +246,7 @@ async def create_service_token(conn: Connection, *, name: str, role: str, actor:
 
 
 async def revoke_service_token(conn: Connection, token_id: int, actor: Principal) -> dict[str, Any]:
+    principal_cache.invalidate()
     async with conn.transaction():
         row = await repo.revoke_service_token(conn, token_id, actor.actor)
         if row is None:
@@ -217,6 +257,8 @@ async def revoke_service_token(conn: Connection, token_id: int, actor: Principal
         await audit.record(conn, actor=actor.actor, actor_kind=actor.actor_kind, action="service_token_revoked",
                            category="access", target_type="service_token", target_id=token_id,
                            details={"name": row["name"]})
+        await repo.notify_auth_change(conn, "service_token")
+    principal_cache.invalidate()  # after commit: nothing cached meanwhile survives
     return {"id": token_id, "revoked": True}
 
 
@@ -229,8 +271,17 @@ async def mint_agent_token(conn: Connection, *, agent_id: int, ticket_id: int | 
 
 
 async def revoke_agent_tokens(conn: Connection, agent_id: int, reason: str) -> int:
-    """Every live token of the agent stops working (task ended, agent stopped)."""
-    return await repo.revoke_agent_tokens(conn, agent_id, reason)
+    """Every live token of the agent stops working (task ended, agent stopped).
+
+    Cached principals are forgotten in this process now, and in every process
+    when the `opsgate_auth` notification (sent at commit) arrives.
+    """
+    principal_cache.invalidate()
+    revoked = await repo.revoke_agent_tokens(conn, agent_id, reason)
+    if revoked:
+        await repo.notify_auth_change(conn, "agent_token")
+    principal_cache.invalidate()
+    return revoked
 
 
 async def bootstrap_admin_token(conn: Connection) -> str | None:

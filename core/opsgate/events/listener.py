@@ -66,6 +66,7 @@ class EventListener:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_id = 0
         self._stopping = False
+        self._channels: dict[str, Callable[[str], None]] = {}
         self.connected = asyncio.Event()
 
     # -- subscribers --------------------------------------------------------
@@ -86,6 +87,16 @@ class EventListener:
 
     def drop_queue(self, q: asyncio.Queue[DomainEvent]) -> None:
         self._queues.discard(q)
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Also LISTEN on `channel` (call before `start`): `callback(payload)` per notification, and
+        `callback("")` on every (re)connect, since notifications sent meanwhile were lost."""
+        self._channels[channel] = callback
+
+    def _on_channel(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
+        callback = self._channels.get(channel)
+        if callback is not None:
+            callback(payload)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -110,6 +121,9 @@ class EventListener:
     async def _connect(self) -> None:
         conn = await connect(self.settings.database_url or "", self.settings)
         await conn.add_listener(CHANNEL, self._on_notify)
+        for channel, callback in self._channels.items():
+            await conn.add_listener(channel, self._on_channel)
+            callback("")
         self._conn = conn
         self.connected.set()
 

@@ -9,6 +9,7 @@ from typing import Any
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsgate.logging import agent_id_var, request_id_var, ticket_id_var
+from opsgate.web.deps import release_stashed_conn
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -37,6 +38,7 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send)
         finally:
+            await release_stashed_conn(scope)
             request_id_var.reset(tokens[0])
             ticket_id_var.reset(tokens[1])
             agent_id_var.reset(tokens[2])
