@@ -6,7 +6,6 @@ format of Claude Code 2.1.197.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -16,14 +15,21 @@ from typing import Any
 
 import msgspec
 
+from opsgate.harness_support import (
+    HostEnv,
+    agent_env,
+    argv_prompt,
+    base_env,
+    clip,
+    health_report,
+    probe_version,
+    resolve_binary,
+)
 from opsgate.protocols import HarnessCommand, HarnessRun, ProgressEvent
 
 log = logging.getLogger(__name__)
 
 NAME = "claude-code"
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Longest prompt passed on the command line; longer ones are read from the prompt file.
-MAX_ARGV_PROMPT = 100_000
 
 
 class ClaudeCodeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,15 +53,11 @@ class ClaudeCodeHarness:
 
     def __init__(self, settings: ClaudeCodeSettings | None = None, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings or ClaudeCodeSettings()
-        env = dict(environ or {})
-        self._path = env.get("PATH") or DEFAULT_PATH
-        self._lang = env.get("LANG") or "C.UTF-8"
-        self._home = env.get("HOME") or "/"
-        self._key_configured = bool(env.get("AGENT_LLM_API_KEY"))
-        self._base_configured = bool(env.get("AGENT_LLM_BASE_URL"))
+        self.host = HostEnv.from_environ(environ)
+        path = self.host.path
         # Resolved once when the plugin loads, so build_command stays free of I/O.
-        self.binary = _which(self.settings.bin, self._path)
-        self.bwrap = _which(self.settings.bwrap, self._path) if self.settings.bwrap else shutil.which("bwrap", path=self._path)
+        self.binary = resolve_binary(self.settings.bin, path)
+        self.bwrap = resolve_binary(self.settings.bwrap, path) if self.settings.bwrap else shutil.which("bwrap", path=path)
         mode = self.settings.env_scrub.strip().lower()
         if mode not in ("auto", "on", "off"):
             raise ValueError("CLAUDE_CODE_ENV_SCRUB must be auto, on or off")
@@ -65,11 +67,8 @@ class ClaudeCodeHarness:
 
     def build_command(self, run: HarnessRun) -> HarnessCommand:
         s = self.settings
-        prompt = run.prompt
-        if len(prompt.encode()) > MAX_ARGV_PROMPT:
-            prompt = f"Your task is in the file {run.prompt_file}. Read it and carry it out."
         argv = [
-            self.binary, "-p", prompt,
+            self.binary, "-p", argv_prompt(run),
             "--output-format", "stream-json", "--verbose",
             "--model", run.model,
             "--permission-mode", "dontAsk",
@@ -81,16 +80,10 @@ class ClaudeCodeHarness:
         if s.bare:
             argv.append("--bare")
 
-        path = self._path
+        path = self.host.path
         if self.env_scrub and self.bwrap and os.path.dirname(self.bwrap) not in path.split(os.pathsep):
             path = os.path.dirname(self.bwrap) + os.pathsep + path
-        env: dict[str, str] = {
-            "PATH": path,
-            "HOME": os.path.join(run.state_dir, "home"),
-            "LANG": self._lang,
-        }
-        env.update(run.extra_env)
-        env.update(_opsgate_env(run))
+        env = agent_env(run, path=path, lang=self.host.lang)
         base = run.model_base_url.rstrip("/")
         if base.endswith("/v1"):
             base = base[:-3]
@@ -127,27 +120,14 @@ class ClaudeCodeHarness:
     # -- health -------------------------------------------------------------
 
     async def health(self) -> Mapping[str, Any]:
-        report: dict[str, Any] = {
-            "ok": False,
-            "harness": NAME,
-            "binary": self.binary,
-            "found": False,
-            "version": None,
-            "auth": {
-                "mode": "api_key+bearer",
-                "model_key_configured": self._key_configured,
-                "model_base_url_configured": self._base_configured,
-            },
-            "env_scrub": self.env_scrub,
-            "bwrap": self.bwrap,
-        }
-        if not (os.path.isabs(self.binary) and os.access(self.binary, os.X_OK)):
-            report["error"] = f"{self.settings.bin!r} not found on PATH (set CLAUDE_CODE_BIN)"
+        report = health_report(harness=NAME, binary=self.binary, configured=self.settings.bin,
+                               bin_var="CLAUDE_CODE_BIN", auth_mode="api_key+bearer", host=self.host,
+                               env_scrub=self.env_scrub, bwrap=self.bwrap)
+        if not report["found"]:
             return report
-        report["found"] = True
-        env = {"PATH": self._path, "LANG": self._lang, "HOME": self._home,
+        env = {**base_env(self.host.path, self.host.lang, self.host.home),
                "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-        code, out = await _run([self.binary, "--version"], env, self.settings.version_timeout)
+        code, out = await probe_version(self.binary, env, self.settings.version_timeout)
         if code == 0 and out:
             report["version"] = out.split()[0]
             report["ok"] = self.env_scrub or self.settings.env_scrub != "on"
@@ -157,26 +137,6 @@ class ClaudeCodeHarness:
 
 
 # --- pure helpers ---------------------------------------------------------------
-
-
-def _which(name: str, path: str) -> str:
-    if os.sep in name:
-        return os.path.abspath(name)
-    return shutil.which(name, path=path) or name
-
-
-def _opsgate_env(run: HarnessRun) -> dict[str, str]:
-    return {
-        "OPSGATE_API_URL": run.api_url,
-        "OPSGATE_AGENT_ID": str(run.agent_id),
-        "OPSGATE_TICKET_ID": "" if run.ticket_id is None else str(run.ticket_id),
-        "OPSGATE_TASK_ID": str(run.task_id),
-        "OPSGATE_AGENT_TOKEN": run.agent_token,
-    }
-
-
-def _clip(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _content_text(content: Any) -> str:
@@ -198,7 +158,7 @@ def parse_line(line: str) -> ProgressEvent | None:
         return None
     if not line.startswith("{"):
         if line.lower().startswith("error:"):
-            return ProgressEvent(kind="error", text=_clip(line))
+            return ProgressEvent(kind="error", text=clip(line))
         return None
     try:
         obj = json.loads(line)
@@ -233,11 +193,11 @@ def parse_line(line: str) -> ProgressEvent | None:
             tool_input = call.get("input") or {}
             shown = tool_input.get("command") if isinstance(tool_input, dict) else None
             text = f"{call.get('name')}: {shown}" if shown else str(call.get("name"))
-            return ProgressEvent(kind="tool_call", text=_clip(text),
+            return ProgressEvent(kind="tool_call", text=clip(text),
                                  data={"id": call.get("id"), "name": call.get("name"), "input": tool_input,
                                        "calls": len(calls), "text": "\n".join(texts)})
         if texts:
-            return ProgressEvent(kind="message", text=_clip("\n".join(texts)),
+            return ProgressEvent(kind="message", text=clip("\n".join(texts)),
                                  data={"model": message.get("model")})
         return None
     if kind == "user":
@@ -248,7 +208,7 @@ def parse_line(line: str) -> ProgressEvent | None:
             return None
         result = results[0]
         extra = obj.get("tool_use_result") if isinstance(obj.get("tool_use_result"), dict) else {}
-        return ProgressEvent(kind="tool_result", text=_clip(_content_text(result.get("content"))),
+        return ProgressEvent(kind="tool_result", text=clip(_content_text(result.get("content"))),
                              data={"tool_use_id": result.get("tool_use_id"), "is_error": bool(result.get("is_error")),
                                    "interrupted": extra.get("interrupted")})
     if kind == "result":
@@ -257,8 +217,8 @@ def parse_line(line: str) -> ProgressEvent | None:
                                         "stop_reason", "session_id")}
         text = str(obj.get("result") or obj.get("subtype") or "")
         if obj.get("is_error"):
-            return ProgressEvent(kind="error", text=_clip(text), data=data)
-        return ProgressEvent(kind="final", text=_clip(text, 8000), data=data)
+            return ProgressEvent(kind="error", text=clip(text), data=data)
+        return ProgressEvent(kind="final", text=clip(text, 8000), data=data)
     return None
 
 
@@ -285,12 +245,12 @@ def detect_failure(work_dir: str, exit_code: int, output_tail: str) -> str | Non
         lines = [ln.strip() for ln in output_tail.splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.lower().startswith("error")]
         detail = (errors or lines or ["no output"])[-1]
-        return f"claude exited {exit_code} without a result event: {_clip(detail, 500)}"
+        return f"claude exited {exit_code} without a result event: {clip(detail, 500)}"
     if result.get("is_error"):
         status = result.get("api_error_status")
         what = result.get("terminal_reason") or result.get("subtype") or "error"
         suffix = f", model API status {status}" if status else ""
-        return f"claude reported an error ({what}{suffix}): {_clip(str(result.get('result') or ''), 500)}"
+        return f"claude reported an error ({what}{suffix}): {clip(str(result.get('result') or ''), 500)}"
     denials = result.get("permission_denials") or []
     if denials:
         names = sorted({str(d.get("tool_name", "?")) if isinstance(d, dict) else str(d) for d in denials})
@@ -299,18 +259,3 @@ def detect_failure(work_dir: str, exit_code: int, output_tail: str) -> str | Non
         return f"claude exited {exit_code} after a successful result"
     return None
 
-
-async def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return None, str(exc)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return None, f"timed out after {timeout:g}s"
-    return proc.returncode, out.decode(errors="replace").strip()

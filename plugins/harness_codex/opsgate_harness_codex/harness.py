@@ -6,26 +6,33 @@ Codex CLI 0.171.0.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from opsgate.harness_support import (
+    HostEnv,
+    agent_env,
+    argv_prompt,
+    base_env,
+    clip,
+    health_report,
+    probe_version,
+    resolve_binary,
+    with_v1,
+)
 from opsgate.protocols import HarnessCommand, HarnessRun, ProgressEvent
 
 log = logging.getLogger(__name__)
 
 NAME = "codex"
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PROVIDER_ID = "opsgate"
 # The env var Codex reads the model key from; excluded from the agent's shell.
 MODEL_KEY_ENV = "OPSGATE_MODEL_API_KEY"
-MAX_ARGV_PROMPT = 100_000
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 
 
@@ -50,14 +57,9 @@ class CodexHarness:
         self.settings = settings or CodexSettings()
         if self.settings.sandbox_mode not in SANDBOX_MODES:
             raise ValueError(f"CODEX_SANDBOX_MODE must be one of {', '.join(SANDBOX_MODES)}")
-        env = dict(environ or {})
-        self._path = env.get("PATH") or DEFAULT_PATH
-        self._lang = env.get("LANG") or "C.UTF-8"
-        self._home = env.get("HOME") or "/"
-        self._key_configured = bool(env.get("AGENT_LLM_API_KEY"))
-        self._base_configured = bool(env.get("AGENT_LLM_BASE_URL"))
+        self.host = HostEnv.from_environ(environ)
         # Resolved once when the plugin loads, so build_command stays free of I/O.
-        self.binary = _which(self.settings.bin, self._path)
+        self.binary = resolve_binary(self.settings.bin, self.host.path)
 
     # -- command ------------------------------------------------------------
 
@@ -80,7 +82,7 @@ class CodexHarness:
             "",
             f"[model_providers.{PROVIDER_ID}]",
             f"name = {_toml('opsgate model gateway')}",
-            f"base_url = {_toml(_v1(run.model_base_url))}",
+            f"base_url = {_toml(with_v1(run.model_base_url))}",
             f"env_key = {_toml(MODEL_KEY_ENV)}",
             'wire_api = "responses"',
             f"request_max_retries = {retries}",
@@ -97,9 +99,6 @@ class CodexHarness:
 
     def build_command(self, run: HarnessRun) -> HarnessCommand:
         s = self.settings
-        prompt = run.prompt
-        if len(prompt.encode()) > MAX_ARGV_PROMPT:
-            prompt = f"Your task is in the file {run.prompt_file}. Read it and carry it out."
         argv = [
             self.binary, "exec", "--json", "--skip-git-repo-check",
             "-m", run.model,
@@ -111,15 +110,9 @@ class CodexHarness:
         argv += ["-c", "analytics.enabled=false", "--disable", "plugins", "--disable", "remote_plugin"]
         if s.ephemeral:
             argv.append("--ephemeral")
-        argv += ["-C", run.work_dir, "--", prompt]
+        argv += ["-C", run.work_dir, "--", argv_prompt(run)]
 
-        env: dict[str, str] = {
-            "PATH": self._path,
-            "HOME": os.path.join(run.state_dir, "home"),
-            "LANG": self._lang,
-        }
-        env.update(run.extra_env)
-        env.update(_opsgate_env(run))
+        env = agent_env(run, path=self.host.path, lang=self.host.lang)
         env.update({
             "CODEX_HOME": self.codex_home(run),
             MODEL_KEY_ENV: run.model_api_key,
@@ -138,25 +131,13 @@ class CodexHarness:
     # -- health -------------------------------------------------------------
 
     async def health(self) -> Mapping[str, Any]:
-        report: dict[str, Any] = {
-            "ok": False,
-            "harness": NAME,
-            "binary": self.binary,
-            "found": False,
-            "version": None,
-            "auth": {
-                "mode": "custom_provider_env_key",
-                "model_key_configured": self._key_configured,
-                "model_base_url_configured": self._base_configured,
-            },
-            "sandbox_mode": self.settings.sandbox_mode,
-        }
-        if not (os.path.isabs(self.binary) and os.access(self.binary, os.X_OK)):
-            report["error"] = f"{self.settings.bin!r} not found on PATH (set CODEX_BIN)"
+        report = health_report(harness=NAME, binary=self.binary, configured=self.settings.bin, bin_var="CODEX_BIN",
+                               auth_mode="custom_provider_env_key", host=self.host,
+                               sandbox_mode=self.settings.sandbox_mode)
+        if not report["found"]:
             return report
-        report["found"] = True
-        env = {"PATH": self._path, "LANG": self._lang, "HOME": self._home}
-        code, out = await _run([self.binary, "--version"], env, self.settings.version_timeout)
+        env = base_env(self.host.path, self.host.lang, self.host.home)
+        code, out = await probe_version(self.binary, env, self.settings.version_timeout)
         if code == 0 and out:
             report["version"] = out.split()[-1]
             report["ok"] = True
@@ -168,34 +149,9 @@ class CodexHarness:
 # --- pure helpers ---------------------------------------------------------------
 
 
-def _which(name: str, path: str) -> str:
-    if os.sep in name:
-        return os.path.abspath(name)
-    return shutil.which(name, path=path) or name
-
-
-def _v1(base: str) -> str:
-    base = base.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
-
-
 def _toml(value: str) -> str:
     # A JSON string (ASCII, \" \\ \n \uXXXX escapes) is a valid TOML basic string.
     return json.dumps(value, ensure_ascii=True)
-
-
-def _opsgate_env(run: HarnessRun) -> dict[str, str]:
-    return {
-        "OPSGATE_API_URL": run.api_url,
-        "OPSGATE_AGENT_ID": str(run.agent_id),
-        "OPSGATE_TICKET_ID": "" if run.ticket_id is None else str(run.ticket_id),
-        "OPSGATE_TASK_ID": str(run.task_id),
-        "OPSGATE_AGENT_TOKEN": run.agent_token,
-    }
-
-
-def _clip(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_retry_notice(message: str) -> bool:
@@ -209,7 +165,7 @@ def parse_line(line: str) -> ProgressEvent | None:
         return None
     if not line.startswith("{"):
         if line.lower().startswith("error"):
-            return ProgressEvent(kind="error", text=_clip(line), data={"fatal": True})
+            return ProgressEvent(kind="error", text=clip(line), data={"fatal": True})
         return None  # stderr chatter ("Reading additional input from stdin...")
     try:
         obj = json.loads(line)
@@ -224,10 +180,10 @@ def parse_line(line: str) -> ProgressEvent | None:
         return ProgressEvent(kind="final", text="", data={"usage": obj.get("usage") or {}})
     if kind == "turn.failed":
         message = str((obj.get("error") or {}).get("message", ""))
-        return ProgressEvent(kind="error", text=_clip(message), data={"fatal": True, "event": kind})
+        return ProgressEvent(kind="error", text=clip(message), data={"fatal": True, "event": kind})
     if kind == "error":
         message = str(obj.get("message", ""))
-        return ProgressEvent(kind="error", text=_clip(message),
+        return ProgressEvent(kind="error", text=clip(message),
                              data={"fatal": not _is_retry_notice(message), "event": kind})
     if kind in ("item.started", "item.updated", "item.completed"):
         item = obj.get("item") if isinstance(obj.get("item"), dict) else {}
@@ -240,10 +196,10 @@ def _item_event(event: str, item: dict[str, Any]) -> ProgressEvent | None:
     base = {"item_id": item.get("id"), "item_type": item_type, "event": event}
     if item_type == "command_execution":
         if event == "item.started":
-            return ProgressEvent(kind="tool_call", text=_clip(str(item.get("command", ""))),
+            return ProgressEvent(kind="tool_call", text=clip(str(item.get("command", ""))),
                                  data={**base, "name": "command_execution", "command": item.get("command")})
         if event == "item.completed":
-            return ProgressEvent(kind="tool_result", text=_clip(str(item.get("aggregated_output") or "")),
+            return ProgressEvent(kind="tool_result", text=clip(str(item.get("aggregated_output") or "")),
                                  data={**base, "command": item.get("command"), "exit_code": item.get("exit_code"),
                                        "status": item.get("status")})
         return None
@@ -253,22 +209,22 @@ def _item_event(event: str, item: dict[str, Any]) -> ProgressEvent | None:
             return ProgressEvent(kind="tool_call", text=name, data={**base, "name": name,
                                                                     "arguments": item.get("arguments")})
         if event == "item.completed":
-            return ProgressEvent(kind="tool_result", text=_clip(json.dumps(item.get("result") or item.get("error"))),
+            return ProgressEvent(kind="tool_result", text=clip(json.dumps(item.get("result") or item.get("error"))),
                                  data={**base, "name": name, "status": item.get("status")})
         return None
     if event != "item.completed" and item_type not in ("todo_list",):
         return None
     if item_type == "agent_message":
-        return ProgressEvent(kind="message", text=_clip(str(item.get("text", "")), 8000), data=base)
+        return ProgressEvent(kind="message", text=clip(str(item.get("text", "")), 8000), data=base)
     if item_type == "error":
         # e.g. "Model metadata for `x` not found. Defaulting to fallback metadata": harmless.
-        return ProgressEvent(kind="error", text=_clip(str(item.get("message", ""))), data={**base, "fatal": False})
+        return ProgressEvent(kind="error", text=clip(str(item.get("message", ""))), data={**base, "fatal": False})
     if item_type == "file_change":
         paths = [c.get("path") for c in item.get("changes") or [] if isinstance(c, dict)]
-        return ProgressEvent(kind="tool_result", text=_clip("changed: " + ", ".join(map(str, paths))),
+        return ProgressEvent(kind="tool_result", text=clip("changed: " + ", ".join(map(str, paths))),
                              data={**base, "paths": paths, "status": item.get("status")})
     text = item.get("text") or item.get("query") or ""
-    return ProgressEvent(kind="message", text=_clip(str(text)), data=base)
+    return ProgressEvent(kind="message", text=clip(str(text)), data=base)
 
 
 def detect_failure(work_dir: str, exit_code: int, output_tail: str) -> str | None:
@@ -298,24 +254,9 @@ def detect_failure(work_dir: str, exit_code: int, output_tail: str) -> str | Non
         elif kind == "error" and not _is_retry_notice(str(obj.get("message", ""))):
             last_error = str(obj.get("message", ""))
     if failure is not None:
-        return f"codex turn failed: {_clip(failure, 500)}"
+        return f"codex turn failed: {clip(failure, 500)}"
     if completed:
         return None if exit_code == 0 else f"codex exited {exit_code} after turn.completed"
     detail = last_error or next((ln for ln in reversed(output_tail.splitlines()) if ln.strip()), "no output")
-    return f"codex exited {exit_code} without turn.completed: {_clip(detail.strip(), 500)}"
+    return f"codex exited {exit_code} without turn.completed: {clip(detail.strip(), 500)}"
 
-
-async def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return None, str(exc)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return None, f"timed out after {timeout:g}s"
-    return proc.returncode, out.decode(errors="replace").strip()

@@ -6,30 +6,37 @@ Agent 0.19.0.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from opsgate.harness_support import (
+    HostEnv,
+    agent_env,
+    argv_prompt,
+    base_env,
+    clip,
+    health_report,
+    resolve_binary,
+    run_probe,
+    with_v1,
+)
 from opsgate.protocols import HarnessCommand, HarnessRun, ProgressEvent
 
 log = logging.getLogger(__name__)
 
 NAME = "hermes"
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PROVIDER_ID = "opsgate"
 # Hermes strips this well-known name from its terminal tool's environment;
 # a custom key_env name would be visible to the agent's commands (§4.2).
 MODEL_KEY_ENV = "OPENAI_API_KEY"
 # Written by `--usage-file` in the work dir, so detect_failure can read it.
 USAGE_FILE = ".hermes-usage.json"
-MAX_ARGV_PROMPT = 100_000
 
 
 class HermesSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,13 +56,9 @@ class HermesHarness:
 
     def __init__(self, settings: HermesSettings | None = None, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings or HermesSettings()
-        env = dict(environ or {})
-        self._path = env.get("PATH") or DEFAULT_PATH
-        self._lang = env.get("LANG") or "C.UTF-8"
-        self._key_configured = bool(env.get("AGENT_LLM_API_KEY"))
-        self._base_configured = bool(env.get("AGENT_LLM_BASE_URL"))
+        self.host = HostEnv.from_environ(environ)
         # Resolved once when the plugin loads, so build_command stays free of I/O.
-        self.binary = _which(self.settings.bin, self._path)
+        self.binary = resolve_binary(self.settings.bin, self.host.path)
 
     # -- command ------------------------------------------------------------
 
@@ -67,7 +70,7 @@ class HermesHarness:
         return {
             "providers": {
                 PROVIDER_ID: {
-                    "base_url": _v1(run.model_base_url),  # Hermes appends /chat/completions
+                    "base_url": with_v1(run.model_base_url),  # Hermes appends /chat/completions
                     "key_env": MODEL_KEY_ENV,
                     "default_model": run.model,
                 },
@@ -86,9 +89,7 @@ class HermesHarness:
 
     def build_command(self, run: HarnessRun) -> HarnessCommand:
         s = self.settings
-        prompt = run.prompt
-        if len(prompt.encode()) > MAX_ARGV_PROMPT:
-            prompt = f"Your task is in the file {run.prompt_file}. Read it and carry it out."
+        prompt = argv_prompt(run)
         if prompt.startswith("-"):
             prompt = " " + prompt  # not an option to argparse
         toolsets = ",".join(t.strip() for t in s.toolsets.split(",") if t.strip())
@@ -97,13 +98,7 @@ class HermesHarness:
             argv += ["-t", toolsets]
         argv += ["--usage-file", self.usage_file(run)]
 
-        env: dict[str, str] = {
-            "PATH": self._path,
-            "HOME": os.path.join(run.state_dir, "home"),
-            "LANG": self._lang,
-        }
-        env.update(run.extra_env)
-        env.update(_opsgate_env(run))
+        env = agent_env(run, path=self.host.path, lang=self.host.lang)
         env.update({
             "HERMES_HOME": self.hermes_home(run),
             MODEL_KEY_ENV: run.model_api_key,
@@ -128,27 +123,14 @@ class HermesHarness:
     # -- health -------------------------------------------------------------
 
     async def health(self) -> Mapping[str, Any]:
-        report: dict[str, Any] = {
-            "ok": False,
-            "harness": NAME,
-            "binary": self.binary,
-            "found": False,
-            "version": None,
-            "auth": {
-                "mode": "provider_key_env",
-                "model_key_configured": self._key_configured,
-                "model_base_url_configured": self._base_configured,
-            },
-            "toolsets": self.settings.toolsets,
-        }
-        if not (os.path.isabs(self.binary) and os.access(self.binary, os.X_OK)):
-            report["error"] = f"{self.settings.bin!r} not found on PATH (set HERMES_BIN)"
+        report = health_report(harness=NAME, binary=self.binary, configured=self.settings.bin, bin_var="HERMES_BIN",
+                               auth_mode="provider_key_env", host=self.host, toolsets=self.settings.toolsets)
+        if not report["found"]:
             return report
-        report["found"] = True
         # `hermes --version` asks the package index for updates; the venv's metadata does not.
         python = _interpreter(self.binary)
-        code, out = await _run([python, "-c", "import importlib.metadata as m; print(m.version('hermes-agent'))"],
-                               {"PATH": self._path, "LANG": self._lang}, self.settings.version_timeout)
+        code, out = await run_probe([python, "-c", "import importlib.metadata as m; print(m.version('hermes-agent'))"],
+                                    base_env(self.host.path, self.host.lang), self.settings.version_timeout)
         if code == 0 and out:
             report["version"] = out.splitlines()[-1].strip()
             report["ok"] = True
@@ -158,12 +140,6 @@ class HermesHarness:
 
 
 # --- pure helpers ---------------------------------------------------------------
-
-
-def _which(name: str, path: str) -> str:
-    if os.sep in name:
-        return os.path.abspath(name)
-    return shutil.which(name, path=path) or name
 
 
 def _interpreter(script: str) -> str:
@@ -178,25 +154,6 @@ def _interpreter(script: str) -> str:
         if parts and os.path.basename(parts[0]).startswith("python") and os.access(parts[0], os.X_OK):
             return parts[0]
     return os.path.join(os.path.dirname(os.path.realpath(script)), "python")
-
-
-def _v1(base: str) -> str:
-    base = base.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
-
-
-def _opsgate_env(run: HarnessRun) -> dict[str, str]:
-    return {
-        "OPSGATE_API_URL": run.api_url,
-        "OPSGATE_AGENT_ID": str(run.agent_id),
-        "OPSGATE_TICKET_ID": "" if run.ticket_id is None else str(run.ticket_id),
-        "OPSGATE_TASK_ID": str(run.task_id),
-        "OPSGATE_AGENT_TOKEN": run.agent_token,
-    }
-
-
-def _clip(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _MODEL_ERROR = re.compile(r"^(HTTP \d{3}: |API call failed after \d+ retr)")
@@ -215,8 +172,8 @@ def parse_line(line: str) -> ProgressEvent | None:
     if not line.strip():
         return None
     if _is_error_line(line.strip()):
-        return ProgressEvent(kind="error", text=_clip(line.strip()))
-    return ProgressEvent(kind="message", text=_clip(line, 8000))
+        return ProgressEvent(kind="error", text=clip(line.strip()))
+    return ProgressEvent(kind="message", text=clip(line, 8000))
 
 
 def read_usage(work_dir: str) -> dict[str, Any] | None:
@@ -237,28 +194,13 @@ def detect_failure(work_dir: str, exit_code: int, output_tail: str) -> str | Non
     usage = read_usage(work_dir)
     if usage is None:
         detail = errors[-1] if errors else last
-        return f"hermes exited {exit_code} without a usage report: {_clip(detail, 500)}"
+        return f"hermes exited {exit_code} without a usage report: {clip(detail, 500)}"
     if usage.get("failed"):
-        return f"hermes reported a failed run (exit {exit_code}): {_clip(last, 500)}"
+        return f"hermes reported a failed run (exit {exit_code}): {clip(last, 500)}"
     if not usage.get("completed"):
-        return f"hermes did not complete the run (exit {exit_code}): {_clip(last, 500)}"
+        return f"hermes did not complete the run (exit {exit_code}): {clip(last, 500)}"
     if exit_code != 0:
         detail = errors[-1] if errors else last
-        return f"hermes exited {exit_code}: {_clip(detail, 500)}"
+        return f"hermes exited {exit_code}: {clip(detail, 500)}"
     return None
 
-
-async def _run(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int | None, str]:
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return None, str(exc)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return None, f"timed out after {timeout:g}s"
-    return proc.returncode, out.decode(errors="replace").strip()
