@@ -91,14 +91,20 @@ async def test_bad_note_input_is_400_and_writes_nothing(admin_client, db, ticket
     assert await db.fetchval("SELECT count(*) FROM event_log WHERE payload->>'kind' = 'note'") == 0
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ({"body": 7}, "Expected `str`, got `int`"), ({"body": "x" * 65537}, "length <= 65536")])
-async def test_body_rejected_by_the_schema_is_400(admin_client, db, ticket, body, message):
-    # web/errors.py reads a Litestar key of "body" as "the whole request body", so the field it
-    # names is wrong for a field literally called "body" (reported); status and message are right.
+@pytest.mark.parametrize(("body", "field", "message"), [
+    ({"body": 7}, "body", "Expected `str`, got `int`"),
+    ({"body": "x" * 65537}, "body", "length <= 65536"),
+    ({}, "body", "missing required field `body`"),
+    ({"body": "b", "zz": 1}, "zz", "unknown field `zz`"),
+    ({"body": "b", "author": 5}, "author", "got `int`"),
+    ([{"body": "b"}], "body", "Expected `object`, got `array`"),
+])
+async def test_body_rejected_by_the_schema_is_400_naming_the_field(admin_client, db, ticket, body, field, message):
+    # A field literally named "body" is named as such, and so is the request body as a whole.
     r = await admin_client.post(f"/api/tickets/{ticket['id']}/notes", json=body)
     assert r.status_code == 400
-    assert message in r.json()["errors"][0]["message"]
+    error = r.json()["errors"][0]
+    assert (error["field"], message in error["message"]) == (field, True), r.text
     assert await db.fetchval("SELECT count(*) FROM ticket_notes WHERE kind = 'note'") == 0
 
 

@@ -18,7 +18,6 @@ from opsgate.errors import Forbidden, OpsgateError
 from opsgate.logging import request_id_var
 
 log = logging.getLogger(__name__)
-_BACKTICK = re.compile(r"`([^`]+)`")
 
 
 def _body(status: int, detail: str, errors: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
@@ -41,14 +40,26 @@ def handle_opsgate_error(_: Request, exc: OpsgateError) -> Response:
     return _respond(exc.status_code, _body(exc.status_code, exc.detail, exc.errors), headers)
 
 
+_PATH = re.compile(r"`\$\.([^`]+)`")
+_NAMED_FIELD = re.compile(r"(?:missing required field|unknown field) `([^`]+)`")
+
+
 def _field_of(item: dict[str, Any]) -> str:
+    """The request field a Litestar validation item is about.
+
+    Litestar's `key` is the field's path inside the body (`title`, `body`, `details.x`)
+    or `data` when the error is about the body as a whole: then the field is named in
+    msgspec's message (`$.path`, or a missing/unknown field in backticks), else it is
+    the whole body and reported as `body`. A body field literally named `body` arrives
+    with key `body`, so it is never confused with the whole body.
+    """
     key = item.get("key")
-    if key and key not in ("data", "body"):
-        return str(key)
+    if key and key != "data":
+        return str(key).removeprefix("data.")
     message = str(item.get("message", ""))
-    match = _BACKTICK.search(message)
+    match = _PATH.search(message) or _NAMED_FIELD.search(message)
     if match:
-        return match.group(1).removeprefix("$.")
+        return match.group(1)
     return "body"
 
 
