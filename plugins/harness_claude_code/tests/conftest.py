@@ -1,13 +1,14 @@
-"""Fixtures for the Claude Code harness tests (no helpers are imported across test modules)."""
+"""Fixtures for the Claude Code harness tests (shared helpers come from opsgate.testing.harness_e2e)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
+
+from opsgate.testing.harness_e2e import installed_cli, scratch_work_root
 
 REPO = Path(__file__).resolve().parents[3]
 AGENT_CLIS = REPO / ".tools" / "agent-clis"
@@ -16,21 +17,14 @@ AGENT_CLIS = REPO / ".tools" / "agent-clis"
 @pytest.fixture
 def work_root(request: pytest.FixtureRequest) -> Path:
     """A scratch dir under the repo's `.tools/test-work/` (not the system temp dir)."""
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-    path = REPO / ".tools" / "test-work" / f"claude-{name}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    yield path
-    if not os.environ.get("OPSGATE_KEEP_TEST_WORK"):
-        shutil.rmtree(path, ignore_errors=True)
+    with scratch_work_root(REPO / ".tools" / "test-work", "claude", request.node.name) as path:
+        yield path
 
 
 @pytest.fixture
 def claude_bin() -> str:
     """The real `claude` (CLAUDE_CODE_BIN, else the one scripts/install-agent-clis.sh put in .tools)."""
-    path = os.environ.get("CLAUDE_CODE_BIN") or str(AGENT_CLIS / "node" / "node_modules" / ".bin" / "claude")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"Claude Code is not installed at {path}: run scripts/install-agent-clis.sh or set CLAUDE_CODE_BIN")
-    return path
+    return installed_cli("CLAUDE_CODE_BIN", AGENT_CLIS / "node" / "node_modules" / ".bin" / "claude", "Claude Code")
 
 
 @pytest.fixture

@@ -8,27 +8,19 @@ import opsgate.settings
 from opsgate.errors import Invalid
 from opsgate.protocols import Harness, HarnessRun
 from opsgate.settings import Settings
+from opsgate.testing.harness_e2e import AGENT_BASE_ENV, SERVER_ENV, SERVER_SECRETS, unit_run
 from opsgate_harness_claude_code import ClaudeCodeHarness, ClaudeCodeSettings, opsgate_harnesses
 
 HOST_ENV = {
-    "PATH": "/opt/bin:/usr/bin:/bin",
-    "HOME": "/root",
-    "LANG": "en_US.UTF-8",
-    "AGENT_LLM_BASE_URL": "http://proxy.internal:4000",
-    "AGENT_LLM_API_KEY": "sk-host-model-key",
-    "OPSGATE_DATABASE_URL": "postgresql://opsgate:db-password@db/opsgate",
-    "OPSGATE_SECRET_KEY": "server-signing-secret",
+    **SERVER_ENV,
     "ITOP_PASSWORD": "itop-secret",
     "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "ANTHROPIC_API_KEY": "sk-host-anthropic",
     "GITHUB_TOKEN": "ghp-host",
 }
-SECRETS = ["db-password", "server-signing-secret", "itop-secret", "aws-secret", "sk-host-anthropic",
-           "ghp-host", "sk-host-model-key"]
+SECRETS = [*SERVER_SECRETS, "itop-secret", "aws-secret", "sk-host-anthropic", "ghp-host"]
 
-ALLOWED_ENV = {
-    "PATH", "HOME", "LANG",
-    "OPSGATE_API_URL", "OPSGATE_AGENT_ID", "OPSGATE_TICKET_ID", "OPSGATE_TASK_ID", "OPSGATE_AGENT_TOKEN",
+ALLOWED_ENV = AGENT_BASE_ENV | {
     "ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL",
     "ANTHROPIC_SMALL_FAST_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL",
     "ANTHROPIC_DEFAULT_HAIKU_MODEL", "CLAUDE_CONFIG_DIR", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
@@ -38,15 +30,7 @@ ALLOWED_ENV = {
 
 
 def make_run(**overrides) -> HarnessRun:
-    values = dict(
-        task_id=31, agent_id=12, ticket_id=7,
-        work_dir="/var/lib/opsgate/work/agent-12", state_dir="/var/lib/opsgate/work/agent-12/.state",
-        prompt="Add a note to the ticket.", prompt_file="/var/lib/opsgate/work/agent-12/TASK.md",
-        model="claude-test-model", model_base_url="http://proxy.internal:4000/",
-        model_api_key="sk-run-model-key", api_url="http://127.0.0.1:8000", agent_token="agt-run-token",
-    )
-    values.update(overrides)
-    return HarnessRun(**values)
+    return unit_run(**{"model": "claude-test-model", **overrides})
 
 
 def make_harness(**settings) -> ClaudeCodeHarness:

@@ -7,53 +7,24 @@ import os
 
 import pytest
 
-from opsgate.protocols import HarnessRun
 from opsgate.testing.fake_model import FakeModelServer, RecordingApi, final, run_cli, shell
+from opsgate.testing.harness_e2e import AGENT_SCRIPT, AGENT_TOKEN, MODEL_KEY, e2e_run, layout_work_dir
 from opsgate_harness_claude_code import ClaudeCodeHarness, ClaudeCodeSettings
 
 pytestmark = pytest.mark.e2e
 
 MODEL = "fake-claude-e2e"
-MODEL_KEY = "sk-model-key-must-not-reach-the-shell"
-AGENT_TOKEN = "agt-ticket-7-token"
-AGENT_SCRIPT = (
-    'curl -sS -f -X POST "$OPSGATE_API_URL/api/tickets/$OPSGATE_TICKET_ID/notes" '
-    '-H "Authorization: Bearer $OPSGATE_AGENT_TOKEN" -H "Content-Type: application/json" '
-    "-d '{\"body\": \"Checked the host, all fine.\", \"visibility\": \"internal\"}' "
-    "&& env > agent-env.txt "
-    "&& printf '%s' '{\"status\": \"done\", \"progress\": 100, \"summary\": \"note posted\"}' > checkpoint.json"
-)
-
-
-def make_run(work, state, fake, api, sentinel) -> HarnessRun:
-    return HarnessRun(
-        task_id=31, agent_id=12, ticket_id=7, work_dir=str(work), state_dir=str(state),
-        prompt="Post a note on ticket 7, then mark the task done.", prompt_file=str(work / "TASK.md"),
-        model=MODEL, model_base_url=fake.url, model_api_key=MODEL_KEY,
-        api_url=api.url, agent_token=AGENT_TOKEN,
-        # Test only: any outbound connection the CLI tries through a proxy is recorded.
-        extra_env={"HTTPS_PROXY": sentinel.url, "HTTP_PROXY": sentinel.url, "https_proxy": sentinel.url,
-                   "http_proxy": sentinel.url, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"},
-    )
-
-
-def layout(work_root):
-    work = work_root / "work"
-    work.mkdir()
-    (work / "AGENTS.md").write_text("# opsgate agent instructions\nMARKER-AGENTS-MD: use $OPSGATE_API_URL.\n")
-    (work / "TASK.md").write_text("Post a note on ticket 7, then mark the task done.\n")
-    (work / "checkpoint.json").write_text('{"status": "running", "progress": 0, "summary": ""}')
-    return work, work_root / "state"
 
 
 def test_claude_code_runs_a_shell_command_end_to_end(claude_bin, bwrap_bin, work_root):
-    work, state = layout(work_root)
+    work, state = layout_work_dir(work_root)
     harness = ClaudeCodeHarness(ClaudeCodeSettings(bin=claude_bin, bwrap=bwrap_bin, max_retries=1),
                                 environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
     assert harness.env_scrub is True
     with RecordingApi() as api, RecordingApi() as sentinel, \
             FakeModelServer([shell(AGENT_SCRIPT), final("Note posted and checkpoint written.")]) as fake:
-        command = harness.build_command(make_run(work, state, fake, api, sentinel))
+        command = harness.build_command(e2e_run(work, state, model=MODEL, model_base_url=fake.url, api_url=api.url,
+                                                sentinel_url=sentinel.url))
         result = run_cli(command, cwd=work, timeout=120)
 
     assert result.exit_code == 0 and not result.timed_out, result.describe()
@@ -95,11 +66,12 @@ def test_claude_code_runs_a_shell_command_end_to_end(claude_bin, bwrap_bin, work
 
 
 def test_claude_code_model_failure_is_detected(claude_bin, work_root):
-    work, state = layout(work_root)
+    work, state = layout_work_dir(work_root)
     harness = ClaudeCodeHarness(ClaudeCodeSettings(bin=claude_bin, env_scrub="off", max_retries=0),
                                 environ={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
     with RecordingApi() as api, RecordingApi() as sentinel, FakeModelServer(fail_status=401) as fake:
-        command = harness.build_command(make_run(work, state, fake, api, sentinel))
+        command = harness.build_command(e2e_run(work, state, model=MODEL, model_base_url=fake.url, api_url=api.url,
+                                                sentinel_url=sentinel.url))
         result = run_cli(command, cwd=work, timeout=60)
     assert not result.timed_out, result.describe()
     reason = harness.detect_failure(str(work), result.exit_code, result.stdout[-20000:])

@@ -1,13 +1,12 @@
-"""Fixtures for the Codex harness tests (no helpers are imported across test modules)."""
+"""Fixtures for the Codex harness tests (shared helpers come from opsgate.testing.harness_e2e)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pytest
+
+from opsgate.testing.harness_e2e import installed_cli, scratch_work_root
 
 REPO = Path(__file__).resolve().parents[3]
 AGENT_CLIS = REPO / ".tools" / "agent-clis"
@@ -20,21 +19,14 @@ def work_root(request: pytest.FixtureRequest) -> Path:
     Not pytest's tmp_path: that lives in the system temp dir, where Codex's
     workspace-write sandbox breaks (harnesses.md §3.1).
     """
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-    path = REPO / ".tools" / "test-work" / f"codex-{name}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    yield path
-    if not os.environ.get("OPSGATE_KEEP_TEST_WORK"):
-        shutil.rmtree(path, ignore_errors=True)
+    with scratch_work_root(REPO / ".tools" / "test-work", "codex", request.node.name) as path:
+        yield path
 
 
 @pytest.fixture
 def codex_bin() -> str:
     """The real `codex` (CODEX_BIN, else the one scripts/install-agent-clis.sh put in .tools)."""
-    path = os.environ.get("CODEX_BIN") or str(AGENT_CLIS / "node" / "node_modules" / ".bin" / "codex")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"Codex is not installed at {path}: run scripts/install-agent-clis.sh or set CODEX_BIN")
-    return path
+    return installed_cli("CODEX_BIN", AGENT_CLIS / "node" / "node_modules" / ".bin" / "codex", "Codex")
 
 
 @pytest.fixture

@@ -9,37 +9,22 @@ import pytest
 from opsgate.errors import Invalid
 from opsgate.protocols import Harness, HarnessRun
 from opsgate.settings import Settings
+from opsgate.testing.harness_e2e import AGENT_BASE_ENV, SERVER_ENV, SERVER_SECRETS, UNIT_STATE, unit_run
 from opsgate_harness_codex import CodexHarness, CodexSettings, opsgate_harnesses
 
 HOST_ENV = {
-    "PATH": "/opt/bin:/usr/bin:/bin",
-    "HOME": "/root",
-    "LANG": "en_US.UTF-8",
-    "AGENT_LLM_BASE_URL": "http://proxy.internal:4000",
-    "AGENT_LLM_API_KEY": "sk-host-model-key",
-    "OPSGATE_DATABASE_URL": "postgresql://opsgate:db-password@db/opsgate",
-    "OPSGATE_SECRET_KEY": "server-signing-secret",
+    **SERVER_ENV,
     "OPENAI_API_KEY": "sk-host-openai",
     "CODEX_API_KEY": "sk-host-codex",
     "WAZUH_PASSWORD": "wazuh-secret",
 }
-SECRETS = ["db-password", "server-signing-secret", "sk-host-openai", "sk-host-codex", "wazuh-secret",
-           "sk-host-model-key"]
-ALLOWED_ENV = {"PATH", "HOME", "LANG", "OPSGATE_API_URL", "OPSGATE_AGENT_ID", "OPSGATE_TICKET_ID",
-               "OPSGATE_TASK_ID", "OPSGATE_AGENT_TOKEN", "CODEX_HOME", "OPSGATE_MODEL_API_KEY"}
-STATE = "/var/lib/opsgate/work/agent-12/.state"
+SECRETS = [*SERVER_SECRETS, "sk-host-openai", "sk-host-codex", "wazuh-secret"]
+ALLOWED_ENV = AGENT_BASE_ENV | {"CODEX_HOME", "OPSGATE_MODEL_API_KEY"}
+STATE = UNIT_STATE
 
 
 def make_run(**overrides) -> HarnessRun:
-    values = dict(
-        task_id=31, agent_id=12, ticket_id=7,
-        work_dir="/var/lib/opsgate/work/agent-12", state_dir=STATE,
-        prompt="Add a note to the ticket.", prompt_file="/var/lib/opsgate/work/agent-12/TASK.md",
-        model="gpt-test", model_base_url="http://proxy.internal:4000/",
-        model_api_key="sk-run-model-key", api_url="http://127.0.0.1:8000", agent_token="agt-run-token",
-    )
-    values.update(overrides)
-    return HarnessRun(**values)
+    return unit_run(**{"model": "gpt-test", **overrides})
 
 
 def make_harness(**settings) -> CodexHarness:

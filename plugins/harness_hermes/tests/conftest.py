@@ -1,13 +1,12 @@
-"""Fixtures for the Hermes harness tests (no helpers are imported across test modules)."""
+"""Fixtures for the Hermes harness tests (shared helpers come from opsgate.testing.harness_e2e)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pytest
+
+from opsgate.testing.harness_e2e import installed_cli, scratch_work_root
 
 REPO = Path(__file__).resolve().parents[3]
 AGENT_CLIS = REPO / ".tools" / "agent-clis"
@@ -16,21 +15,14 @@ AGENT_CLIS = REPO / ".tools" / "agent-clis"
 @pytest.fixture
 def work_root(request: pytest.FixtureRequest) -> Path:
     """A scratch dir under the repo's `.tools/test-work/` (like the runner's data dir, not /tmp)."""
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-    path = REPO / ".tools" / "test-work" / f"hermes-{name}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True)
-    yield path
-    if not os.environ.get("OPSGATE_KEEP_TEST_WORK"):
-        shutil.rmtree(path, ignore_errors=True)
+    with scratch_work_root(REPO / ".tools" / "test-work", "hermes", request.node.name) as path:
+        yield path
 
 
 @pytest.fixture
 def hermes_bin() -> str:
     """The real `hermes` (HERMES_BIN, else the venv scripts/install-agent-clis.sh made in .tools)."""
-    path = os.environ.get("HERMES_BIN") or str(AGENT_CLIS / "hermes-venv" / "bin" / "hermes")
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"Hermes Agent is not installed at {path}: run scripts/install-agent-clis.sh or set HERMES_BIN")
-    return path
+    return installed_cli("HERMES_BIN", AGENT_CLIS / "hermes-venv" / "bin" / "hermes", "Hermes Agent")
 
 
 @pytest.fixture

@@ -9,38 +9,23 @@ import pytest
 from opsgate.errors import Invalid
 from opsgate.protocols import Harness, HarnessRun
 from opsgate.settings import Settings
+from opsgate.testing.harness_e2e import AGENT_BASE_ENV, SERVER_ENV, SERVER_SECRETS, UNIT_STATE, UNIT_WORK, unit_run
 from opsgate_harness_hermes import HermesHarness, HermesSettings, opsgate_harnesses
 
 HOST_ENV = {
-    "PATH": "/opt/bin:/usr/bin:/bin",
-    "HOME": "/root",
-    "LANG": "en_US.UTF-8",
-    "AGENT_LLM_BASE_URL": "http://proxy.internal:4000",
-    "AGENT_LLM_API_KEY": "sk-host-model-key",
-    "OPSGATE_DATABASE_URL": "postgresql://opsgate:db-password@db/opsgate",
-    "OPSGATE_SECRET_KEY": "server-signing-secret",
+    **SERVER_ENV,
     "OPENAI_API_KEY": "sk-host-openai",
     "OPENROUTER_API_KEY": "sk-host-openrouter",
     "ITOP_PASSWORD": "itop-secret",
 }
-SECRETS = ["db-password", "server-signing-secret", "sk-host-openai", "sk-host-openrouter", "itop-secret",
-           "sk-host-model-key"]
-ALLOWED_ENV = {"PATH", "HOME", "LANG", "OPSGATE_API_URL", "OPSGATE_AGENT_ID", "OPSGATE_TICKET_ID",
-               "OPSGATE_TASK_ID", "OPSGATE_AGENT_TOKEN", "HERMES_HOME", "OPENAI_API_KEY",
-               "HERMES_DISABLE_LAZY_INSTALLS"}
-WORK = "/var/lib/opsgate/work/agent-12"
-STATE = WORK + "/.state"
+SECRETS = [*SERVER_SECRETS, "sk-host-openai", "sk-host-openrouter", "itop-secret"]
+ALLOWED_ENV = AGENT_BASE_ENV | {"HERMES_HOME", "OPENAI_API_KEY", "HERMES_DISABLE_LAZY_INSTALLS"}
+WORK = UNIT_WORK
+STATE = UNIT_STATE
 
 
 def make_run(**overrides) -> HarnessRun:
-    values = dict(
-        task_id=31, agent_id=12, ticket_id=7, work_dir=WORK, state_dir=STATE,
-        prompt="Add a note to the ticket.", prompt_file=WORK + "/TASK.md",
-        model="hermes-test-model", model_base_url="http://proxy.internal:4000/",
-        model_api_key="sk-run-model-key", api_url="http://127.0.0.1:8000", agent_token="agt-run-token",
-    )
-    values.update(overrides)
-    return HarnessRun(**values)
+    return unit_run(**{"model": "hermes-test-model", **overrides})
 
 
 def make_harness(**settings) -> HermesHarness:
