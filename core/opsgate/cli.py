@@ -57,8 +57,12 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (OPSGATE_HOST, default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (OPSGATE_PORT, default 8000).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Server processes on the same port (OPSGATE_WORKERS, default 1).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API server (and an embedded PostgreSQL when no database URL is set)."""
+    import os
+
     import uvicorn
 
     from opsgate.app import create_app
@@ -66,7 +70,7 @@ def serve(host: str | None, port: int | None) -> None:
     from opsgate.db.migrate import migrate as run_migrations
 
     settings = _settings()
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v is not None}
     settings = settings.with_(**overrides) if overrides else settings
     _configure_logging(settings)
     if settings.auth_mode == "disabled":
@@ -88,11 +92,36 @@ def serve(host: str | None, port: int | None) -> None:
         if token:
             click.echo("created the first admin token (shown once, store it now):", err=True)
             click.echo(token, err=True)
+        common = dict(host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_config=None,
+                      access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+        if settings.workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            _load_plugins(settings)  # fail here, once, on a bad OPSGATE_PLUGIN_MODULES
+            settings.effective_secret_key()  # every worker signs sessions with the same (generated) key
+            # Each worker process builds its own app from the environment (`worker_app`); hand it what
+            # this process decided: the embedded database's URL and the command-line overrides. The
+            # database is already migrated and bootstrapped, once, here.
+            os.environ.update({"OPSGATE_DATABASE_URL": settings.database_url or "", "OPSGATE_HOST": settings.host,
+                               "OPSGATE_PORT": str(settings.port), "OPSGATE_MIGRATE": "off", "OPSGATE_WORKERS": "1"})
+            click.echo(f"opsgate {__version__} listening on http://{settings.host}:{settings.port} "
+                       f"with {settings.workers} worker processes", err=True)
+            config = uvicorn.Config("opsgate.cli:worker_app", factory=True, workers=settings.workers, **common)
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
         app = create_app(settings, _load_plugins(settings))
         click.echo(f"opsgate {__version__} listening on http://{settings.host}:{settings.port}", err=True)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                                log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10)
+        config = uvicorn.Config(app, **common)
         _GracefulServer(config).run()
+
+
+def worker_app():
+    """The app of one `serve --workers N` process (a uvicorn factory; settings from the environment)."""
+    from opsgate.app import create_app
+
+    settings = _settings()
+    _configure_logging(settings)
+    return create_app(settings, _load_plugins(settings))
 
 
 def _graceful_server_class():

@@ -12,8 +12,10 @@ import logging
 import re
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 
 from opsgate.settings import Settings
@@ -49,6 +51,54 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+_secret_keys: dict[str, bool] = {}
+
+
+def _is_secret(key: str) -> bool:
+    secret = _secret_keys.get(key)
+    if secret is None:
+        secret = bool(SECRET_KEY.search(key))
+        if len(_secret_keys) < 4096:
+            _secret_keys[key] = secret
+    return secret
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: the same fields as the structlog chain (event, level, logger, timestamp,
+    context variables, `extra=` keys, redaction, exception), rendered in one pass with msgspec."""
+
+    _encoder = msgspec.json.Encoder(enc_hook=repr)
+
+    def format(self, record: logging.LogRecord) -> str:
+        event: dict[str, Any] = {
+            "event": record.getMessage(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+        }
+        for key, var in _CONTEXT.items():
+            value = var.get()
+            if value is not None:
+                event[key] = value
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key[:1] != "_" and key not in event:
+                event[key] = value
+        for key in event:
+            if key != "event" and _is_secret(key):
+                event[key] = "[redacted]"
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            event["exception"] = record.exc_text
+        if record.stack_info:
+            event["stack"] = self.formatStack(record.stack_info)
+        try:
+            return self._encoder.encode(event).decode()
+        except (TypeError, ValueError, OverflowError):
+            return msgspec.json.encode({k: v if isinstance(v, str | int | float | bool | None) else repr(v)
+                                        for k, v in event.items()}).decode()
+
+
 def configure(settings: Settings) -> None:
     """Install the root handler; idempotent."""
     shared = [
@@ -58,13 +108,15 @@ def configure(settings: Settings) -> None:
         _add_context,
         _redact,
     ]
-    renderer = (structlog.processors.JSONRenderer() if settings.log_format == "json"
-                else structlog.dev.ConsoleRenderer(colors=False))
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer],
-    )
+    formatter: logging.Formatter
+    if settings.log_format == "json":
+        formatter = JsonFormatter()
+    else:
+        formatter = structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer(colors=False)],
+        )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     handler.set_name("opsgate")
