@@ -200,3 +200,16 @@ SELECT id, hostname, pid, kind, started_at, heartbeat_at, stopped_at, running,
 SELECT security_classification, owning_group
   FROM tickets
  WHERE id = $1::bigint
+
+-- name: ticket_tasks
+-- The newest $2 tasks of a ticket (the ticket context), each with the last $3
+-- characters of its output tail; $4: only this agent's tasks (an agent caller), NULL: all.
+SELECT id, agent_id, ticket_id, type, status, status_reason, harness, model, timeout_minutes, created_by,
+       runner_id, host, attempts, pid, work_dir, log_path, exit_code, progress, summary, checkpoint, output_bytes,
+       last_output_at, heartbeat_at, lease_expires_at, stop_requested_by, created_at, updated_at, claimed_at,
+       started_at, finished_at, right(output_tail, $3::int) AS log_tail
+  FROM agent_tasks
+ WHERE ticket_id = $1::bigint
+   AND ($4::bigint IS NULL OR agent_id = $4::bigint)
+ ORDER BY id DESC
+ LIMIT $2::int

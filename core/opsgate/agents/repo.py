@@ -37,6 +37,7 @@ TASK_COUNTS = _Q["task_counts"]
 TASK_DURATIONS = _Q["task_durations"]
 RUNNING_TASKS = _Q["running_tasks"]
 LIST_RUNNERS = _Q["list_runners"]
+TICKET_TASKS = _Q["ticket_tasks"]
 
 Row = dict[str, Any]
 
@@ -169,3 +170,8 @@ async def ticket_scope(conn: Connection, ticket_id: int) -> tuple[str, str | Non
     """(classification, owning group) of a ticket, for filtering events per caller."""
     row = await conn.fetchrow(TICKET_SCOPE, ticket_id)
     return None if row is None else (row["security_classification"], row["owning_group"])
+
+
+async def ticket_tasks(conn: Connection, ticket_id: int, limit: int, tail_chars: int,
+                       agent_id: int | None = None) -> list[Row]:
+    return [dict(r) for r in await conn.fetch(TICKET_TASKS, ticket_id, limit, tail_chars, agent_id)]

@@ -523,6 +523,39 @@ async def detail(conn: Connection, principal: Principal, agent_id: int) -> Agent
                        steering=_steering(events_rows), changes=[], audit=audit_rows)
 
 
+# --- reads for the ticket detail and context (opsgate.tickets) -------------------------
+
+
+async def ticket_agent(conn: Connection, principal: Principal, agent_id: int | None) -> dict[str, Any] | None:
+    """The ticket's current agent with its latest task, as JSON values; None when there is none
+    or the caller may not see it (an agent token sees only itself)."""
+    if agent_id is None:
+        return None
+    agent = await repo.get_agent(conn, agent_id)
+    if agent is None or not _can_see(principal, agent):
+        return None
+    latest = await repo.latest_task(conn, agent_id)
+    return msgspec.to_builtins(to_agent(agent, latest))
+
+
+async def ticket_tasks(conn: Connection, principal: Principal, ticket_id: int, *, limit: int,
+                       tail_chars: int) -> list[dict[str, Any]]:
+    """The ticket's newest tasks (an agent token: only its own) with the last `tail_chars`
+    characters of each one's output (`log_tail`, `log_truncated`). The caller has checked
+    that the ticket is visible."""
+    only = principal.agent_id if principal.kind == "agent" else None
+    if principal.kind == "agent" and only is None:
+        return []
+    rows = await repo.ticket_tasks(conn, ticket_id, limit, tail_chars, only)
+    out = []
+    for row in rows:
+        item = msgspec.to_builtins(to_task(row))
+        item["log_tail"] = row["log_tail"]
+        item["log_truncated"] = row["output_bytes"] > len(row["log_tail"].encode())
+        out.append(item)
+    return out
+
+
 def _read_tail(path: str, limit: int) -> tuple[str, int, bool] | None:
     try:
         with open(path, "rb") as fh:

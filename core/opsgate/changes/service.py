@@ -257,6 +257,21 @@ async def list_pending(conn: Connection, principal: Principal, limit: int) -> Pe
     return PendingList(changes=[to_change(r) for r in rows], count=len(rows))
 
 
+async def ticket_changes(conn: Connection, principal: Principal, ticket_id: int, limit: int) -> list[ChangeRequest]:
+    """The newest gates of one ticket the caller can see (for the ticket detail and context)."""
+    classifications, groups, forced = _scope(principal)
+    if forced is not None and forced != ticket_id:
+        return []
+    rows = await repo.list_changes(conn, classifications, groups, ticket_id, None, [], limit, 0)
+    return [to_change(r) for r in rows]
+
+
+async def pending_count(conn: Connection, principal: Principal) -> int:
+    """Pending, unexpired gates on tickets in the caller's scope (the dashboard)."""
+    classifications, groups, forced = _scope(principal)
+    return await repo.count_changes(conn, classifications, groups, forced, None, ["pending"])
+
+
 async def stats(conn: Connection, principal: Principal) -> ChangeStats:
     classifications, groups, forced = _scope(principal)
     rows = await repo.change_stats(conn, classifications, groups, forced)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from asyncpg import Connection
 
 from opsgate.auth.principal import Principal
+from opsgate.changes import service as changes
 from opsgate.dashboard import feed, stats
 from opsgate.dashboard.schemas import AuditFeed, DashboardStats, FeedEntry, TicketCounts, TrendDay
 from opsgate.errors import Invalid
@@ -75,6 +76,6 @@ async def overview(conn: Connection, principal: Principal) -> DashboardStats:
         tickets=TicketCounts(total=sum(counts.values()), open=sum(counts[s] for s in vocab.OPEN_STATUSES),
                              by_status=counts, exact=exact),
         trend=trend,
-        pending_changes=0,  # approval gates arrive with their own issue
+        pending_changes=await changes.pending_count(conn, principal),
         recent_activity=recent.audit,
     )

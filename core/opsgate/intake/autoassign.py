@@ -57,6 +57,16 @@ def as_ticket_auto_assignment(decision: AutoAssignDecision) -> AutoAssignment:
                           agent_id=decision.agent_id, reason=decision.reason)
 
 
+async def recorded_auto_assignment(conn: Connection, ticket_id: int) -> AutoAssignment | None:
+    """The first decision recorded for a ticket (what an idempotent replay of its create answers), or None."""
+    rows = await repo.auto_assignments_of_ticket(conn, ticket_id)
+    if not rows:
+        return None
+    first = rows[0]
+    return AutoAssignment(requested=True, matched=first["rule_id"] is not None, rule_id=first["rule_id"],
+                          agent_id=first["agent_id"], reason=first["reason"])
+
+
 async def auto_assign_created_ticket(conn: Connection, principal: Principal, settings: Settings,
                                      host: PluginHost, ticket_id: int, *, requested: bool = True,
                                      catch_up_sync: bool = False) -> AutoAssignment:

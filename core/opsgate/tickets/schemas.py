@@ -180,13 +180,35 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class TicketChange(msgspec.Struct, frozen=True, kw_only=True):
-    """Answer of status, assignment, request-info and user-response: the ticket after, and its note."""
+class AgentResume(msgspec.Struct, frozen=True, kw_only=True):
+    """What a user response did for the ticket's agent.
+
+    action: `resumed` (a continuation task was queued), `steered` (a task is still
+    active: the answer reaches it as a steering event only), `not_resumed` (the
+    agent could not continue, see reason) or `none` (not asked, or no agent).
+    """
+
+    requested: bool
+    action: str
+    agent_id: int | None = None
+    task_id: int | None = None
+    steering_event_ids: list[int] = msgspec.field(default_factory=list)
+    reason: str
+
+
+class TicketChange(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Answer of status, assignment, request-info and user-response: the ticket after, and its note.
+
+    `leases_revoked` only on a status change to resolved/closed/cancelled/rejected;
+    `agent_resume` only on a user response.
+    """
 
     ticket: TicketDetail
     note: Note
     previous_status: str | None
     changed: dict[str, Any]
+    leases_revoked: int | None = None
+    agent_resume: AgentResume | None = None
 
 
 class TicketContext(msgspec.Struct, frozen=True, kw_only=True):

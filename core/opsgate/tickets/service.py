@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -23,6 +23,7 @@ from opsgate.plugins import PluginHost
 from opsgate.settings import Settings
 from opsgate.tickets import listing, repo, vocab
 from opsgate.tickets.schemas import (
+    AgentResume,
     AssignmentChange,
     Attachment,
     AttachmentCreate,
@@ -47,6 +48,9 @@ LOCAL_PROVIDER = "local"
 MAX_TEXT_BYTES = 65536
 CONTEXT_NOTES = 500
 CONTEXT_ATTACHMENTS = 500
+DETAIL_CHANGES = 50
+CONTEXT_TASKS = 20
+CONTEXT_LOG_TAIL = 4000  # characters of each task's output in the context
 _SOURCE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _encode = msgspec.json.Encoder(order="deterministic")
 
@@ -124,14 +128,25 @@ def _list_tickets(host: PluginHost, rows: list[dict[str, Any]]) -> list[Ticket]:
     return [Ticket(**row, external_url=_external_url(providers, row)) for row in rows]
 
 
-def to_detail(host: PluginHost, row: dict[str, Any]) -> TicketDetail:
+def to_detail(host: PluginHost, row: dict[str, Any], *, agent: dict[str, Any] | None = None,
+              change_requests: list[dict[str, Any]] | None = None) -> TicketDetail:
+    """The detail shape from a ticket row; `detail()` also reads its agent and gates."""
     fields = {k: v for k, v in row.items() if k in _DETAIL_FIELDS}
     fields["external_url"] = external_url(host, row)
     fields.setdefault("provider_payload", {})
-    # The agents and change-gate issues fill these in; until then there are none.
-    fields["agent"] = None
-    fields["change_requests"] = []
+    fields["agent"] = agent
+    fields["change_requests"] = change_requests or []
     return TicketDetail(**fields)
+
+
+async def detail(conn: Connection, principal: Principal, host: PluginHost, row: dict[str, Any]) -> TicketDetail:
+    """The ticket (already checked visible) with its current agent and its newest change requests."""
+    from opsgate.agents import service as agents
+    from opsgate.changes import service as changes
+
+    agent = await agents.ticket_agent(conn, principal, row["agent_id"])
+    gates = await changes.ticket_changes(conn, principal, row["id"], DETAIL_CHANGES)
+    return to_detail(host, row, agent=agent, change_requests=[msgspec.to_builtins(g) for g in gates])
 
 
 def to_note(row: dict[str, Any], *, replay: bool = False) -> Note:
@@ -233,7 +248,9 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
     if row is None:  # the key was used before
         first = await _replayed(conn, principal, "ticket_create", key, _request_hash("ticket_create", data))
         row = await visible_ticket(conn, principal, first["ticket_id"])
-        return _created(host, row, auto, replay=True)
+        if data.auto_assign:
+            auto = await _recorded_auto_assignment(conn, row["id"])
+        return await _created(conn, principal, host, row, auto, replay=True)
     await repo.notify_events(conn, CHANNEL, row["event_ids"])
     log.info("ticket created", extra={"ticket_id": row["id"], "status": status, "provider": provider})
     if data.auto_assign:
@@ -242,12 +259,25 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         auto = await auto_assign_created_ticket(conn, principal, settings, host, row["id"],
                                                 catch_up_sync=catch_up_sync)
         row = await repo.get_ticket(conn, row["id"]) or row
-    return _created(host, row, auto, replay=False)
+    return await _created(conn, principal, host, row, auto, replay=False)
 
 
-def _created(host: PluginHost, row: dict[str, Any], auto: AutoAssignment, *, replay: bool) -> TicketCreated:
-    detail = to_detail(host, row)
-    return TicketCreated(**msgspec.structs.asdict(detail), auto_assignment=auto, idempotent_replay=replay)
+async def _recorded_auto_assignment(conn: Connection, ticket_id: int) -> AutoAssignment:
+    """A replay answers with the decision the first request recorded (opsgate.intake keeps every one)."""
+    from opsgate.intake.autoassign import recorded_auto_assignment
+
+    recorded = await recorded_auto_assignment(conn, ticket_id)
+    if recorded is not None:
+        return recorded
+    return AutoAssignment(requested=True, matched=False,
+                          reason="idempotent replay: no auto-assignment decision is recorded for this ticket "
+                                 "(the first request may still be deciding)")
+
+
+async def _created(conn: Connection, principal: Principal, host: PluginHost, row: dict[str, Any],
+                   auto: AutoAssignment, *, replay: bool) -> TicketCreated:
+    shown = await detail(conn, principal, host, row)
+    return TicketCreated(**msgspec.structs.asdict(shown), auto_assignment=auto, idempotent_replay=replay)
 
 
 async def _replayed(conn: Connection, principal: Principal, scope: str, key: str | None,
@@ -285,23 +315,30 @@ def _csv(value: str | None) -> list[str]:
 
 
 async def get_ticket(conn: Connection, principal: Principal, host: PluginHost, ticket_id: int) -> TicketDetail:
-    return to_detail(host, await visible_ticket(conn, principal, ticket_id))
+    return await detail(conn, principal, host, await visible_ticket(conn, principal, ticket_id))
 
 
 async def context(conn: Connection, principal: Principal, host: PluginHost, ticket_id: int) -> TicketContext:
+    from opsgate.access import repo as access_repo
+    from opsgate.access import service as access
+    from opsgate.agents import service as agents
+
     row = await visible_ticket(conn, principal, ticket_id)
+    ticket = await detail(conn, principal, host, row)
     notes = await repo.list_notes(conn, ticket_id, CONTEXT_NOTES)
     attachments = await repo.list_attachments(conn, ticket_id, CONTEXT_ATTACHMENTS)
+    tasks = await agents.ticket_tasks(conn, principal, ticket_id, limit=CONTEXT_TASKS, tail_chars=CONTEXT_LOG_TAIL)
+    access_rows = await access_repo.list_for_ticket(conn, ticket_id, access.LIST_LIMIT)
     related: list[Ticket] = []
     if row["requester_email"] and principal.kind != "agent":
         statement, params = listing.related(principal, ticket_id, row["requester_email"])
         related = _list_tickets(host, await repo.fetch_all(conn, statement, params))
-    # change_requests, tasks, postmortems, knowledge_articles, workflows, skills and
-    # access_requests belong to later issues and stay empty until those land.
-    return TicketContext(ticket=to_detail(host, row), notes=[to_note(n) for n in notes],
-                         attachments=[to_attachment(a) for a in attachments], change_requests=[], tasks=[],
-                         postmortems=[], related_tickets=related, knowledge_articles=[], workflows=[], skills=[],
-                         access_requests=[])
+    # postmortems, knowledge_articles, workflows and skills have no domain yet: always empty.
+    return TicketContext(ticket=ticket, notes=[to_note(n) for n in notes],
+                         attachments=[to_attachment(a) for a in attachments],
+                         change_requests=ticket.change_requests, tasks=tasks, postmortems=[],
+                         related_tickets=related, knowledge_articles=[], workflows=[], skills=[],
+                         access_requests=[msgspec.to_builtins(access.to_access_request(r)) for r in access_rows])
 
 
 # --- notes and attachments -------------------------------------------------------
@@ -359,19 +396,35 @@ async def add_attachment(conn: Connection, principal: Principal, ticket_id: int,
 # --- state changes -----------------------------------------------------------------
 
 
+# Status changes that end the work on a ticket: its credential leases are revoked with the change.
+LEASE_ENDING_STATUSES = frozenset({"resolved", "closed", "cancelled", "rejected"})
+
+# Runs inside the transition's transaction with (ticket after, note); returns extra TicketChange fields.
+AfterTransition = Callable[[dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 async def _transition(conn: Connection, principal: Principal, host: PluginHost, row: dict[str, Any], *,
                       to_status: str, note_kind: str, body: str, author: str, source: str, visibility: str,
-                      details: dict[str, Any], action: str) -> TicketChange:
-    result = await repo.transition_ticket(
-        conn, row["id"], row["status"], to_status, note_kind, body, author, source, visibility,
-        principal.agent_id, details, principal.actor, principal.actor_kind, action, vocab.steers(source))
+                      details: dict[str, Any], action: str, after: AfterTransition | None = None) -> TicketChange:
+    """The status write (one statement); with `after`, that and the follow-up share one transaction."""
+    args = (row["id"], row["status"], to_status, note_kind, body, author, source, visibility,
+            principal.agent_id, details, principal.actor, principal.actor_kind, action, vocab.steers(source))
+    extra: dict[str, Any] = {}
+    if after is None:
+        result = await repo.transition_ticket(conn, *args)
+    else:
+        async with conn.transaction():
+            result = await repo.transition_ticket(conn, *args)
+            if result is not None:
+                extra = await after(result[0], result[1])
     if result is None:
         raise Conflict(f"ticket {row['id']} changed status concurrently (it was {row['status']!r}); reload and retry")
     ticket, note, event_ids = result
     await repo.notify_events(conn, CHANNEL, event_ids)
     log.info("ticket %s", action, extra={"ticket_id": row["id"], "from": row["status"], "to": to_status})
-    return TicketChange(ticket=to_detail(host, ticket), note=to_note(note), previous_status=row["status"],
-                        changed={"status": {"from": row["status"], "to": to_status}})
+    return TicketChange(ticket=await detail(conn, principal, host, ticket), note=to_note(note),
+                        previous_status=row["status"], changed={"status": {"from": row["status"], "to": to_status}},
+                        **extra)
 
 
 async def change_status(conn: Connection, principal: Principal, host: PluginHost, ticket_id: int,
@@ -392,9 +445,18 @@ async def change_status(conn: Connection, principal: Principal, host: PluginHost
     details = {"from_status": current, "to_status": to_status, "reason": reason or None, "actor": who,
                "close_provider": data.close_provider, "provider": row["provider"],
                "provider_ref": row["provider_ref"]}
+    after = None
+    if to_status in LEASE_ENDING_STATUSES:
+        async def after(ticket: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
+            # Only the leases: an agent closes its own ticket while still running, so it is not stopped here.
+            from opsgate.leases import service as leases
+
+            revoked = await leases.revoke_ticket_leases(conn, ticket_id, f"ticket_{to_status}",
+                                                        actor=principal.actor)
+            return {"leases_revoked": revoked}
     return await _transition(conn, principal, host, row, to_status=to_status, note_kind="status", body=body,
                              author=who, source=_author_source(principal), visibility="internal", details=details,
-                             action="ticket_status_changed")
+                             action="ticket_status_changed", after=after)
 
 
 async def request_info(conn: Connection, principal: Principal, host: PluginHost, ticket_id: int,
@@ -427,9 +489,55 @@ async def user_response(conn: Connection, principal: Principal, host: PluginHost
     details = {"responder_name": _optional(data.responder_name), "responder_email": _optional(data.responder_email),
                "resume_agent": data.resume_agent, "restored_status": restored, "recorded_by": principal.actor,
                "agent_id": row["agent_id"]}
+    async def after(ticket: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
+        return {"agent_resume": await _resume_agent(conn, principal, ticket, note, requested=data.resume_agent)}
+
     return await _transition(conn, principal, host, row, to_status=restored, note_kind="user_response", body=answer,
                              author=responder, source="user-response", visibility="user", details=details,
-                             action="ticket_user_response")
+                             action="ticket_user_response", after=after)
+
+
+async def _resume_agent(conn: Connection, principal: Principal, ticket: dict[str, Any], note: dict[str, Any], *,
+                        requested: bool) -> AgentResume:
+    """Deliver a requester's answer to the ticket's agent exactly once (inside the user-response transaction).
+
+    The answer note steers (source `user-response`), so it always becomes one
+    steering event per live agent (`UNIQUE (agent_id, note_id)`: the NOTIFY relay
+    and the runner's backfill add no second one). A task still active reads it from
+    its steering inbox; a waiting or ended agent also gets a continuation task
+    whose prompt points at that note instead of repeating it.
+    """
+    from opsgate.agents import repo as agents_repo
+    from opsgate.agents import service as agents
+    from opsgate.agents.vocab import ACTIVE_TASK_STATUSES
+    from opsgate.steering import service as steering
+
+    agent_id = ticket["agent_id"]
+    if not requested or agent_id is None:
+        reason = "resume_agent is false" if not requested else "the ticket has no agent"
+        return AgentResume(requested=requested, action="none", agent_id=agent_id, reason=reason)
+    latest = await agents_repo.latest_task(conn, agent_id)
+    if latest is not None and latest["status"] in ACTIVE_TASK_STATUSES:
+        steered = await steering.relay_note(conn, note["id"])
+        return AgentResume(requested=True, action="steered", agent_id=agent_id,
+                           steering_event_ids=[r["id"] for r in steered if r["agent_id"] == agent_id],
+                           reason=f"task {latest['id']} is {latest['status']}; the answer is delivered to it "
+                                  "as a steering event")
+    base = latest["prompt"] if latest is not None else None
+    prompt = None
+    if base:
+        prompt = (f"{base}\n\nThe requester answered your question: ticket note #{note['id']}, also in your "
+                  "steering inbox (AGENT_STEERING.md, agent_steering_inbox.json). Read it there, then continue "
+                  "this task; your earlier work is in this directory.")
+    try:
+        task = await agents.queue_continuation(conn, agent_id, principal=principal, prompt=prompt,
+                                               reason=f"user response (note {note['id']})")
+    except (Conflict, NotFound) as exc:
+        return AgentResume(requested=True, action="not_resumed", agent_id=agent_id, reason=exc.detail)
+    steered = await steering.relay_note(conn, note["id"])
+    return AgentResume(requested=True, action="resumed", agent_id=agent_id, task_id=task.id,
+                       steering_event_ids=[r["id"] for r in steered if r["agent_id"] == agent_id],
+                       reason=f"continuation task {task.id} queued")
 
 
 _ASSIGN_FIELDS = ("assignee", "assignee_team", "owning_group", "priority")
@@ -478,5 +586,5 @@ async def change_assignment(conn: Connection, principal: Principal, host: Plugin
     ticket, note, event_ids = result
     await repo.notify_events(conn, CHANNEL, event_ids)
     log.info("ticket assignment changed", extra={"ticket_id": ticket_id, "fields": sorted(changed)})
-    return TicketChange(ticket=to_detail(host, ticket), note=to_note(note), previous_status=row["status"],
-                        changed=changed)
+    return TicketChange(ticket=await detail(conn, principal, host, ticket), note=to_note(note),
+                        previous_status=row["status"], changed=changed)
