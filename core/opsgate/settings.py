@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     demo_auto_approve: bool = False
     lease_default_ttl_seconds: int = 3600
     lease_max_ttl_seconds: int = 86400
+    idempotency_ttl_hours: float = 24.0
     plugin_modules: tuple[str, ...] = ()
     agent_llm_base_url: str = ""
     agent_llm_api_key: str = ""
@@ -136,6 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "change_sweep_interval_seconds": "OPSGATE_CHANGE_SWEEP_INTERVAL_SECONDS",
             "lease_default_ttl_seconds": "OPSGATE_LEASE_DEFAULT_TTL_SECONDS",
             "lease_max_ttl_seconds": "OPSGATE_LEASE_MAX_TTL_SECONDS",
+            "idempotency_ttl_hours": "OPSGATE_IDEMPOTENCY_TTL_HOURS",
             "runner_recovery": "OPSGATE_RUNNER_RECOVERY",
             "runner_heartbeat_seconds": "OPSGATE_RUNNER_HEARTBEAT_SECONDS",
             "runner_lease_seconds": "OPSGATE_RUNNER_LEASE_SECONDS",
@@ -256,6 +258,8 @@ def _check_time_limits(settings: Settings) -> None:
         raise Invalid("OPSGATE_CHANGE_APPROVED_TTL_SECONDS", "must be at least 1 second")
     if settings.change_sweep_interval_seconds < 0:
         raise Invalid("OPSGATE_CHANGE_SWEEP_INTERVAL_SECONDS", "must be 0 (off) or more")
+    if settings.idempotency_ttl_hours <= 0:
+        raise Invalid("OPSGATE_IDEMPOTENCY_TTL_HOURS", "must be greater than 0")
 
 
 def _check_intake(settings: Settings) -> None:

@@ -232,3 +232,36 @@ async def test_create_replay_returns_the_recorded_auto_assignment(admin_client, 
         await conn.execute("DELETE FROM intake_auto_assignments WHERE ticket_id = $1", first.json()["id"])
     third = (await admin_client.post("/api/tickets", json=body, headers=headers)).json()
     assert third["idempotent_replay"] is True and "idempotent replay" in third["auto_assignment"]["reason"]
+
+
+# --- idempotency key expiry ----------------------------------------------------------------
+
+
+async def test_expired_idempotency_keys_are_new_again_and_swept(admin_client, db):
+    from opsgate.changes.sweeper import sweep_once
+
+    body = {"title": "Disk full on db-2", "sync_provider": False}
+    key = {"Idempotency-Key": "expiring-1"}
+    first = (await admin_client.post("/api/tickets", json=body, headers=key)).json()
+    tid = first["id"]
+    note = (await admin_client.post(f"/api/tickets/{tid}/notes", json={"body": "n"}, headers=key)).json()
+    replay = (await admin_client.post("/api/tickets", json=body, headers=key)).json()
+    assert replay["id"] == tid and replay["idempotent_replay"] is True
+    async with db() as conn:
+        await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+    # Past OPSGATE_IDEMPOTENCY_TTL_HOURS (24) the key is new: a new ticket and note, a different body is fine.
+    second = await admin_client.post("/api/tickets", json={**body, "title": "Other"}, headers=key)
+    assert second.status_code == 201 and second.json()["idempotent_replay"] is False and second.json()["id"] != tid
+    again = await admin_client.post(f"/api/tickets/{tid}/notes", json={"body": "n"}, headers=key)
+    assert again.json()["idempotent_replay"] is False and again.json()["id"] != note["id"]
+    async with db() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == 2
+        await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
+                           "WHERE scope = 'ticket_note'")
+        counts = await sweep_once(conn, admin_client.app.state.plugins, idempotency_ttl_hours=24)
+        assert counts["idempotency_keys_expired"] == 1
+        assert await conn.fetchval("SELECT scope FROM idempotency_keys") == "ticket_create"
+        assert "idempotency_keys_expired" not in await sweep_once(conn, admin_client.app.state.plugins)
+    # The live create key still replays.
+    live = (await admin_client.post("/api/tickets", json={**body, "title": "Other"}, headers=key)).json()
+    assert live["idempotent_replay"] is True and live["id"] == second.json()["id"]

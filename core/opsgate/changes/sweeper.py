@@ -1,4 +1,5 @@
-"""The periodic sweeper: real expiry transitions, lease expiry and cascades, auto-completion catch-up.
+"""The periodic sweeper: real expiry transitions, lease expiry and cascades, auto-completion catch-up,
+deletion of expired idempotency keys.
 
 Reads already treat an overdue gate or lease as expired; the sweeper turns
 that into recorded transitions (audit, event, ticket note). Every step is a
@@ -18,14 +19,16 @@ from opsgate.changes import repo, service
 from opsgate.leases import service as leases
 from opsgate.plugins import PluginHost
 from opsgate.settings import Settings
+from opsgate.tickets import service as tickets
 
 log = logging.getLogger(__name__)
 
 BATCH = 200
 
 
-async def sweep_once(conn: asyncpg.Connection, host: PluginHost, *, batch: int = BATCH) -> dict[str, int]:
-    """One pass; returns what it did."""
+async def sweep_once(conn: asyncpg.Connection, host: PluginHost, *, batch: int = BATCH,
+                     idempotency_ttl_hours: float | None = None) -> dict[str, int]:
+    """One pass; returns what it did. With `idempotency_ttl_hours`, also deletes expired idempotency keys."""
     expired = 0
     for due in await repo.due_changes(conn, batch):
         if await service.expire(conn, host, due["id"], due["status"]):
@@ -36,6 +39,8 @@ async def sweep_once(conn: asyncpg.Connection, host: PluginHost, *, batch: int =
                                                   evidence=row["summary"])
         completed += len(done)
     counts = {"changes_expired": expired, "changes_auto_completed": completed, **await leases.sweep(conn, batch)}
+    if idempotency_ttl_hours is not None:
+        counts["idempotency_keys_expired"] = await tickets.expire_idempotency_keys(conn, idempotency_ttl_hours)
     if any(counts.values()):
         log.info("sweep", extra=counts)
     return counts
@@ -48,6 +53,7 @@ class Sweeper:
         self._pool = pool
         self._interval = settings.change_sweep_interval_seconds
         self._host = host
+        self._idempotency_ttl_hours = settings.idempotency_ttl_hours
         self._task: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
@@ -59,7 +65,7 @@ class Sweeper:
             await asyncio.sleep(self._interval)
             try:
                 async with self._pool.acquire() as conn:
-                    await sweep_once(conn, self._host)
+                    await sweep_once(conn, self._host, idempotency_ttl_hours=self._idempotency_ttl_hours)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed pass is logged and retried next interval; the loop never dies

@@ -15,8 +15,9 @@ SELECT *
    FOR UPDATE
 
 -- name: create_ticket
--- $24/$25/$26: idempotency principal, key (NULL: none) and request hash.
--- With a key that is already taken nothing is written and no row returns.
+-- $24/$25/$26: idempotency principal, key (NULL: none) and request hash; $27 the
+-- key's lifetime in hours. With a key that is taken and not yet expired nothing
+-- is written and no row returns; an expired key is taken over.
 WITH nid AS (
     SELECT nextval('tickets_id_seq'::regclass) AS id, nextval('ticket_notes_id_seq'::regclass) AS note_id
 ), k AS (
@@ -24,7 +25,10 @@ WITH nid AS (
     SELECT $24::text, 'ticket_create', $25::text, $26::text, nid.id, nid.note_id
       FROM nid
      WHERE $25::text IS NOT NULL
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (principal, scope, key) DO UPDATE
+       SET request_hash = EXCLUDED.request_hash, ticket_id = EXCLUDED.ticket_id, note_id = EXCLUDED.note_id,
+           created_at = now()
+     WHERE idempotency_keys.created_at <= now() - $27::float8 * interval '1 hour'
     RETURNING ticket_id AS id, note_id
 ), src AS (
     SELECT id, note_id FROM nid WHERE $25::text IS NULL
@@ -79,9 +83,21 @@ SELECT t.*, n.id AS note_id, a.id AS audit_id, (SELECT array_agg(id ORDER BY id)
   FROM t, n, a
 
 -- name: get_idempotency_key
+-- Only a key younger than $4 hours: an expired one is as good as deleted.
 SELECT request_hash, ticket_id, note_id
   FROM idempotency_keys
  WHERE principal = $1::text AND scope = $2::text AND key = $3::text
+   AND created_at > now() - $4::float8 * interval '1 hour'
+
+-- name: delete_expired_idempotency_keys
+-- The sweeper: up to $2 keys older than $1 hours.
+DELETE FROM idempotency_keys
+ WHERE (principal, scope, key) IN (SELECT principal, scope, key
+                                     FROM idempotency_keys
+                                    WHERE created_at <= now() - $1::float8 * interval '1 hour'
+                                    ORDER BY created_at
+                                    LIMIT $2::integer
+                                      FOR UPDATE SKIP LOCKED)
 
 -- name: transition_ticket
 -- Status changes, request-info and user-response: only from the status the
@@ -196,7 +212,8 @@ SELECT u.*, n.id AS n_id, n.created_at AS n_created_at, n.kind AS n_kind, n.body
   FROM u, n, a
 
 -- name: add_note
--- $9/$10/$11: idempotency principal, key (NULL: none), request hash.
+-- $9/$10/$11: idempotency principal, key (NULL: none), request hash; $13 the
+-- key's lifetime in hours (an expired key is taken over).
 -- A note on a ticket of an external provider is queued for it in the same
 -- statement, unless the provider wrote it (inbound sync: source = provider).
 WITH nid AS (
@@ -206,7 +223,10 @@ WITH nid AS (
     SELECT $9::text, 'ticket_note', $10::text, $11::text, $1::bigint, nid.id
       FROM nid
      WHERE $10::text IS NOT NULL
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (principal, scope, key) DO UPDATE
+       SET request_hash = EXCLUDED.request_hash, ticket_id = EXCLUDED.ticket_id, note_id = EXCLUDED.note_id,
+           created_at = now()
+     WHERE idempotency_keys.created_at <= now() - $13::float8 * interval '1 hour'
     RETURNING note_id AS id
 ), src AS (
     SELECT id FROM nid WHERE $10::text IS NULL

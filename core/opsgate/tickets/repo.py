@@ -16,6 +16,7 @@ GET_TICKET = _Q["get_ticket"]
 LOCK_TICKET = _Q["lock_ticket"]
 CREATE_TICKET = _Q["create_ticket"]
 GET_IDEMPOTENCY_KEY = _Q["get_idempotency_key"]
+DELETE_EXPIRED_IDEMPOTENCY_KEYS = _Q["delete_expired_idempotency_keys"]
 TRANSITION_TICKET = _Q["transition_ticket"]
 ASSIGN_TICKET = _Q["assign_ticket"]
 ADD_NOTE = _Q["add_note"]
@@ -73,9 +74,14 @@ async def create_ticket(conn: Connection, *args: Any) -> Row | None:
     return None if row is None else dict(row)
 
 
-async def idempotency_key(conn: Connection, principal: str, scope: str, key: str) -> Row | None:
-    row = await conn.fetchrow(GET_IDEMPOTENCY_KEY, principal, scope, key)
+async def idempotency_key(conn: Connection, principal: str, scope: str, key: str, ttl_hours: float) -> Row | None:
+    row = await conn.fetchrow(GET_IDEMPOTENCY_KEY, principal, scope, key, ttl_hours)
     return None if row is None else dict(row)
+
+
+async def delete_expired_idempotency_keys(conn: Connection, ttl_hours: float, limit: int) -> int:
+    status = await conn.execute(DELETE_EXPIRED_IDEMPOTENCY_KEYS, ttl_hours, limit)
+    return int(status.split()[-1])
 
 
 def _split_note(row: asyncpg.Record) -> tuple[Row, Row]:

@@ -71,8 +71,9 @@ class TicketController(Controller):
     @post("/{ticket_id:int}/notes", operation_id="addTicketNote", opt={"permission": "tickets:note"},
           status_code=201)
     async def add_note(self, ticket_id: TicketId, data: NoteCreate, conn: Connection, principal: Principal,
-                       idempotency_key: IdempotencyKey = None) -> Note:
-        return await service.add_note(conn, principal, ticket_id, data, idempotency_key)
+                       settings: Settings, idempotency_key: IdempotencyKey = None) -> Note:
+        return await service.add_note(conn, principal, ticket_id, data, idempotency_key,
+                                      idempotency_ttl_hours=settings.idempotency_ttl_hours)
 
     @post("/{ticket_id:int}/attachments", operation_id="addTicketAttachment", opt={"permission": "tickets:note"},
           status_code=201)

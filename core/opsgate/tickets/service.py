@@ -49,6 +49,8 @@ MAX_TEXT_BYTES = 65536
 CONTEXT_NOTES = 500
 CONTEXT_ATTACHMENTS = 500
 DETAIL_CHANGES = 50
+IDEMPOTENCY_TTL_HOURS = 24.0  # the default of OPSGATE_IDEMPOTENCY_TTL_HOURS
+IDEMPOTENCY_SWEEP_BATCH = 1000
 CONTEXT_TASKS = 20
 CONTEXT_LOG_TAIL = 4000  # characters of each task's output in the context
 _SOURCE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_.-")
@@ -243,10 +245,11 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         _optional(data.requester_email), _optional(data.requester_phone), _optional(data.affected_user),
         _optional(data.affected_user_email), created_by, provider, sync_status, local,
         principal.actor, principal.actor_kind, f"Ticket created by {created_by}: {title}", details, payload,
-        principal.actor, key, _request_hash("ticket_create", data) if key else None,
+        principal.actor, key, _request_hash("ticket_create", data) if key else None, settings.idempotency_ttl_hours,
     )
     if row is None:  # the key was used before
-        first = await _replayed(conn, principal, "ticket_create", key, _request_hash("ticket_create", data))
+        first = await _replayed(conn, principal, "ticket_create", key, _request_hash("ticket_create", data),
+                                settings.idempotency_ttl_hours)
         row = await visible_ticket(conn, principal, first["ticket_id"])
         if data.auto_assign:
             auto = await _recorded_auto_assignment(conn, row["id"])
@@ -281,13 +284,22 @@ async def _created(conn: Connection, principal: Principal, host: PluginHost, row
 
 
 async def _replayed(conn: Connection, principal: Principal, scope: str, key: str | None,
-                    request_hash: str) -> dict[str, Any]:
-    first = await repo.idempotency_key(conn, principal.actor, scope, key or "")
-    if first is None:  # cannot happen: the insert conflicted on this very key
+                    request_hash: str, ttl_hours: float) -> dict[str, Any]:
+    first = await repo.idempotency_key(conn, principal.actor, scope, key or "", ttl_hours)
+    if first is None:  # only when the key expired between the insert and this read
         raise Conflict("Idempotency-Key is in use; retry")
     if first["request_hash"] != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request body")
     return first
+
+
+async def expire_idempotency_keys(conn: Connection, ttl_hours: float, batch: int = IDEMPOTENCY_SWEEP_BATCH) -> int:
+    """Delete up to `batch` idempotency keys older than `ttl_hours` (the periodic sweeper); returns how many.
+
+    Lookups already ignore expired keys and a create/note reusing one takes it
+    over, so this only keeps the table small.
+    """
+    return await repo.delete_expired_idempotency_keys(conn, ttl_hours, batch)
 
 
 # --- read ------------------------------------------------------------------------
@@ -356,7 +368,7 @@ def _note_source(principal: Principal, source: str | None) -> str:
 
 
 async def add_note(conn: Connection, principal: Principal, ticket_id: int, data: NoteCreate,
-                   idempotency_key: str | None = None) -> Note:
+                   idempotency_key: str | None = None, *, idempotency_ttl_hours: float = IDEMPOTENCY_TTL_HOURS) -> Note:
     key = _idempotency_key(idempotency_key)
     body = _bounded(data.body, "body", required=True)
     visibility = vocab.visibility(data.visibility)
@@ -366,9 +378,10 @@ async def add_note(conn: Connection, principal: Principal, ticket_id: int, data:
     request_hash = _request_hash("ticket_note", ticket_id, data) if key else None
     steer = vocab.steers(source)
     row = await repo.add_note(conn, ticket_id, body, author, source, visibility, principal.agent_id, data.details,
-                              steer, principal.actor, key, request_hash, principal.actor)
+                              steer, principal.actor, key, request_hash, principal.actor, idempotency_ttl_hours)
     if row is None:
-        first = await _replayed(conn, principal, "ticket_note", key, _request_hash("ticket_note", ticket_id, data))
+        first = await _replayed(conn, principal, "ticket_note", key, _request_hash("ticket_note", ticket_id, data),
+                                idempotency_ttl_hours)
         note = await repo.get_note(conn, first["note_id"])
         if note is None:
             raise Conflict("Idempotency-Key is in use; retry")
