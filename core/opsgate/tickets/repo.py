@@ -123,9 +123,14 @@ async def notify_events(conn: Connection, channel: str, event_ids: list[int]) ->
         await conn.execute(NOTIFY_EVENTS, channel, event_ids)
 
 
-async def add_note(conn: Connection, *args: Any) -> Row | None:
-    """The new note; None when the idempotency key is taken."""
-    row = await _fetchrow(conn, ADD_NOTE, *args)
+async def add_note(conn: Connection, ticket_id: int, body: str, author: str, source: str, visibility: str,
+                   agent_id: int | None, details: dict[str, Any], steer: bool, idempotency_principal: str,
+                   idempotency_key: str | None, request_hash: str | None, event_actor: str,
+                   idempotency_ttl_hours: float = 24.0) -> Row | None:
+    """The new note with its audit row and event; None when the idempotency key is taken."""
+    row = await _fetchrow(conn, ADD_NOTE, ticket_id, body, author, source, visibility, agent_id, details, steer,
+                          idempotency_principal, idempotency_key, request_hash, event_actor,
+                          idempotency_ttl_hours)
     return None if row is None else dict(row)
 
 
