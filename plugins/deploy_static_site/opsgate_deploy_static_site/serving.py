@@ -76,6 +76,26 @@ def _components(raw_path: str) -> list[str] | None:
     return parts
 
 
+def _open_live(slug: str, root: int) -> int:
+    """Open the live version of `slug` through its link (the one symlink followed).
+
+    A re-deploy swaps the link atomically and then moves the old version to
+    the trash; a reader that resolved the old link a moment before can find
+    that version gone (ENOENT). The link then already names the new version,
+    so one retry reads it. Anything else wrong raises OSError (a 404).
+    """
+    for attempt in (1, 2):
+        link = LINK_TARGET_RE.match(os.readlink(slug, dir_fd=root))
+        if link is None or link.group(1) != slug:
+            raise FileNotFoundError(slug)
+        try:
+            return os.open(slug, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise FileNotFoundError(slug)  # unreachable; keeps type checkers content
+
+
 def resolve(published_dir: str | os.PathLike[str], raw_path: str) -> Found | None:
     """What `raw_path` (an undecoded `/published/...` path) serves, or None for a 404."""
     parts = _components(raw_path)
@@ -88,10 +108,7 @@ def resolve(published_dir: str | os.PathLike[str], raw_path: str) -> Found | Non
         return None
     fds = [root]
     try:
-        link = LINK_TARGET_RE.match(os.readlink(slug, dir_fd=root))
-        if link is None or link.group(1) != slug:
-            return None
-        fds.append(os.open(slug, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=root))  # the one link
+        fds.append(_open_live(slug, root))
         if not rest:
             return Found(location=PREFIX + quote(slug) + "/")
         for name in rest[:-1]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from opsgate.errors import Invalid
+from opsgate_deploy_static_site import serving
 from opsgate_deploy_static_site import target as target_module
 from opsgate_deploy_static_site.target import StaticSiteTarget
 from opsgate_deploy_static_site.tree import Limits, copy_tree, scan_tree
@@ -147,11 +148,14 @@ async def test_a_concurrent_reader_never_sees_a_missing_or_mixed_site(work, publ
     problems: list[str] = []
     reads = 0
 
+    root = os.open(published, os.O_RDONLY | os.O_DIRECTORY)
+
     def reader() -> None:
         nonlocal reads
         while not stop.is_set():
             try:
-                fd = os.open(published / "atomic", os.O_RDONLY | os.O_DIRECTORY)
+                # as the serving route does: one retry when the old version moved away under the old link
+                fd = serving._open_live("atomic", root)
             except OSError as exc:
                 problems.append(f"site missing: {exc}")
                 continue
@@ -182,6 +186,7 @@ async def test_a_concurrent_reader_never_sees_a_missing_or_mixed_site(work, publ
         stop.set()
         for t in threads:
             t.join()
+        os.close(root)
     assert not problems, problems[:5]
     assert reads > 0
 
