@@ -73,11 +73,15 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         from opsgate.events.listener import EventListener
+        from opsgate.events.notifier import EventNotifier
         from opsgate.changes.sweeper import Sweeper
         from opsgate.providers.loops import ProviderSync
         from opsgate.runner.runner import Runner
 
         app.state.pool = await create_pool(settings.database_url, settings)
+        # NOTIFY of committed events, off the request path (one connection per process).
+        app.state.notifier = EventNotifier(settings)
+        await app.state.notifier.start()
         app.state.runner = None
         app.state.sweeper = Sweeper(app.state.pool, settings, host)  # gate/lease expiry, cascades
         # Provider outbox dispatcher and pull loops (OPSGATE_PROVIDER_SYNC); endpoints use its dispatcher too.
@@ -109,6 +113,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
         finally:
             await app.state.provider_sync.stop()
             await app.state.sweeper.stop()
+            await app.state.notifier.stop()
             await app.state.pool.close()
 
     cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=True) \

@@ -68,12 +68,13 @@ async def test_note_event_is_notified(admin_client, db, ticket):
     got: list[str] = []
     await db.add_listener("opsgate_events", lambda *args: got.append(args[3]))
     r = await admin_client.post(f"/api/tickets/{ticket['id']}/notes", json={"body": "hi"})
-    for _ in range(50):
-        if got:
+    event_id = await db.fetchval("SELECT id FROM event_log WHERE payload->>'note_id' = $1", str(r.json()["id"]))
+    for _ in range(100):
+        if str(event_id) in got:
             break
         await asyncio.sleep(0.02)
-    event_id = await db.fetchval("SELECT id FROM event_log WHERE payload->>'note_id' = $1", str(r.json()["id"]))
-    assert got == [str(event_id)]
+    # The wake-ups go out after the commit (opsgate.events.notifier): the ticket fixture's may arrive too.
+    assert str(event_id) in got and got.count(str(event_id)) == 1
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -1,6 +1,5 @@
 """The composed statements (ticket list, related tickets, feed, stats): shape, parameters, and that each prepares."""
 
-import asyncio
 import itertools
 
 import asyncpg
@@ -120,27 +119,3 @@ async def test_every_feed_and_stats_variant_prepares_and_runs(conn):
         await conn.fetch(statement, *params)
     rows = await conn.fetch(*[stats.trend(LOCAL_ADMIN)[0], *stats.trend(LOCAL_ADMIN)[1]])
     assert len(rows) == stats.TREND_DAYS
-
-
-async def test_notify_after_commit_does_not_leak_async_commit(db_url):
-    from opsgate.db.pool import connect
-    from opsgate.tickets import repo
-
-    listener = await asyncpg.connect(db_url)
-    got: list[str] = []
-    await listener.add_listener("opsgate_events", lambda *args: got.append(args[3]))
-    c = await connect(db_url)
-    try:
-        await repo.notify_events(c, "opsgate_events", [1, 2])
-        assert await c.fetchval("SHOW synchronous_commit") == "on"
-        async with c.transaction():  # composed into a caller's transaction
-            await repo.notify_events(c, "opsgate_events", [3])
-            assert await c.fetchval("SHOW synchronous_commit") == "on"
-        for _ in range(50):
-            if len(got) >= 3:
-                break
-            await asyncio.sleep(0.02)
-        assert got == ["1", "2", "3"]
-    finally:
-        await c.close()
-        await listener.close()

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from opsgate.audit.repo import record as audit
-from opsgate.events.repo import CHANNEL
+from opsgate.events.notifier import notify_committed
 from opsgate.plugins import PluginHost, call_plugin
 from opsgate.protocols import ProviderRecord, TicketProvider
 from opsgate.providers import reconcile, registry, repo
@@ -132,7 +132,7 @@ async def upsert_record(conn: asyncpg.Connection, name: str, provider: TicketPro
         events += await _mirror_notes(conn, name, ticket_id, record, summary)
         if not created:
             await repo.remote_seen(conn, ticket_id, seen, url)
-    await tickets_repo.notify_events(conn, CHANNEL, events)
+    await notify_committed(conn, events)
     return ticket_id, created
 
 

@@ -1,7 +1,7 @@
 -- Tickets, notes and attachments. Every write of a state change is one
 -- statement: the change, its timeline note, its audit row and its events go in
 -- together (one round trip, one implicit transaction). The NOTIFY of the
--- events follows with notify_events once that has committed.
+-- events follows once that has committed (opsgate.events.notifier).
 
 -- name: get_ticket
 SELECT *
@@ -303,18 +303,3 @@ SELECT *
  WHERE ticket_id = $1::bigint
  ORDER BY id
  LIMIT $2::integer
-
--- name: notify_events
--- After the writing transaction committed: wake listeners for these event ids.
--- A NOTIFY takes a cluster-wide lock from pre-commit until its commit is
--- flushed, so NOTIFY inside the writing transaction serialises every write on
--- the WAL flush; this notify-only transaction commits asynchronously instead
--- (the event rows themselves are already durable).
-SELECT set_config('synchronous_commit', 'off', true), pg_notify($1::text, x::text)
-  FROM unnest($2::bigint[]) AS x
-
--- name: notify_events_in_transaction
--- When the caller composes a ticket write into its own transaction: a plain
--- NOTIFY, delivered when that transaction commits.
-SELECT pg_notify($1::text, x::text)
-  FROM unnest($2::bigint[]) AS x

@@ -24,8 +24,6 @@ GET_NOTE = _Q["get_note"]
 ADD_ATTACHMENT = _Q["add_attachment"]
 LIST_NOTES = _Q["list_notes"]
 LIST_ATTACHMENTS = _Q["list_attachments"]
-NOTIFY_EVENTS = _Q["notify_events"]
-NOTIFY_EVENTS_IN_TRANSACTION = _Q["notify_events_in_transaction"]
 
 Row = dict[str, Any]
 
@@ -105,22 +103,6 @@ async def transition_ticket(conn: Connection, *args: Any) -> tuple[Row, Row, lis
 async def assign_ticket(conn: Connection, *args: Any) -> tuple[Row, Row, list[int]] | None:
     row = await _fetchrow(conn, ASSIGN_TICKET, *args)
     return None if row is None else (*_split_note(row), list(row["event_ids"]))
-
-
-async def notify_events(conn: Connection, channel: str, event_ids: list[int]) -> None:
-    """NOTIFY the events of a write.
-
-    Outside a transaction the write has committed: a separate notify-only
-    transaction with asynchronous commit. Inside a caller's transaction (a
-    ticket write composed into a larger one): a plain NOTIFY, sent when that
-    transaction commits, which must stay a synchronous commit.
-    """
-    if not event_ids:
-        return
-    if conn.is_in_transaction():
-        await conn.execute(NOTIFY_EVENTS_IN_TRANSACTION, channel, event_ids)
-    else:
-        await conn.execute(NOTIFY_EVENTS, channel, event_ids)
 
 
 async def add_note(conn: Connection, ticket_id: int, body: str, author: str, source: str, visibility: str,

@@ -3,7 +3,7 @@
 Every state change (create, status, assignment, request-info, user-response)
 writes the change, a ticket note, an audit row and its domain events in one
 statement (so in one transaction); the events' NOTIFY follows right after the
-commit (see `notify_events` in queries.sql for why not inside it).
+commit (see `opsgate.events.notifier` for why not inside it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from asyncpg import Connection
 
 from opsgate.auth.principal import CLASSIFICATIONS, Principal, classification_rank
 from opsgate.errors import Conflict, Forbidden, Invalid, NotFound
-from opsgate.events.repo import CHANNEL
+from opsgate.events.notifier import notify_committed
 from opsgate.plugins import PluginHost
 from opsgate.settings import Settings
 from opsgate.tickets import listing, repo, vocab
@@ -254,7 +254,7 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         if data.auto_assign:
             auto = await _recorded_auto_assignment(conn, row["id"])
         return await _created(conn, principal, host, row, auto, replay=True)
-    await repo.notify_events(conn, CHANNEL, row["event_ids"])
+    await notify_committed(conn, row["event_ids"])
     log.info("ticket created", extra={"ticket_id": row["id"], "status": status, "provider": provider})
     if data.auto_assign:
         from opsgate.intake.autoassign import auto_assign_created_ticket
@@ -262,7 +262,10 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         auto = await auto_assign_created_ticket(conn, principal, settings, host, row["id"],
                                                 catch_up_sync=catch_up_sync)
         row = await repo.get_ticket(conn, row["id"]) or row
-    return await _created(conn, principal, host, row, auto, replay=False)
+        return await _created(conn, principal, host, row, auto, replay=False)
+    # Created just now by this statement: no agent and no change request can refer to it yet.
+    shown = to_detail(host, row)
+    return TicketCreated(**msgspec.structs.asdict(shown), auto_assignment=auto, idempotent_replay=False)
 
 
 async def _recorded_auto_assignment(conn: Connection, ticket_id: int) -> AutoAssignment:
@@ -386,7 +389,7 @@ async def add_note(conn: Connection, principal: Principal, ticket_id: int, data:
         if note is None:
             raise Conflict("Idempotency-Key is in use; retry")
         return to_note(note, replay=True)
-    await repo.notify_events(conn, CHANNEL, row["event_ids"])
+    await notify_committed(conn, row["event_ids"])
     return to_note(row)
 
 
@@ -402,7 +405,7 @@ async def add_attachment(conn: Connection, principal: Principal, ticket_id: int,
         principal.actor_kind, principal.agent_id)
     if row is None:
         raise Invalid("note_id", f"note {data.note_id} is not a note of ticket {ticket_id}")
-    await repo.notify_events(conn, CHANNEL, row["event_ids"])
+    await notify_committed(conn, row["event_ids"])
     return to_attachment(row)
 
 
@@ -433,7 +436,7 @@ async def _transition(conn: Connection, principal: Principal, host: PluginHost, 
     if result is None:
         raise Conflict(f"ticket {row['id']} changed status concurrently (it was {row['status']!r}); reload and retry")
     ticket, note, event_ids = result
-    await repo.notify_events(conn, CHANNEL, event_ids)
+    await notify_committed(conn, event_ids)
     log.info("ticket %s", action, extra={"ticket_id": row["id"], "from": row["status"], "to": to_status})
     return TicketChange(ticket=await detail(conn, principal, host, ticket), note=to_note(note),
                         previous_status=row["status"], changed={"status": {"from": row["status"], "to": to_status}},
@@ -597,7 +600,7 @@ async def change_assignment(conn: Connection, principal: Principal, host: Plugin
     if result is None:  # cannot happen under the row lock
         raise NotFound(f"ticket {ticket_id} not found")
     ticket, note, event_ids = result
-    await repo.notify_events(conn, CHANNEL, event_ids)
+    await notify_committed(conn, event_ids)
     log.info("ticket assignment changed", extra={"ticket_id": ticket_id, "fields": sorted(changed)})
     return TicketChange(ticket=await detail(conn, principal, host, ticket), note=to_note(note),
                         previous_status=row["status"], changed=changed)

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from opsgate.events.notifier import current_notifier
 from opsgate.logging import agent_id_var, request_id_var, ticket_id_var
 from opsgate.web.deps import release_stashed_conn
 
@@ -21,7 +22,8 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
-    """Give each HTTP/WebSocket request an id (from `X-Request-ID` when sane) and echo it."""
+    """Give each HTTP/WebSocket request an id (from `X-Request-ID` when sane) and echo it, and the
+    app's event notifier."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -35,10 +37,13 @@ def request_context(app: ASGIApp) -> ASGIApp:
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         tokens = (request_id_var.set(request_id), ticket_id_var.set(None), agent_id_var.set(None))
+        # Event wake-ups of this request's writes go through the app's notifier (opsgate.events.notifier).
+        notifier_token = current_notifier.set(getattr(scope["app"].state, "notifier", None))
         try:
             await app(scope, receive, send)
         finally:
             await release_stashed_conn(scope)
+            current_notifier.reset(notifier_token)
             request_id_var.reset(tokens[0])
             ticket_id_var.reset(tokens[1])
             agent_id_var.reset(tokens[2])
