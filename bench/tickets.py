@@ -18,6 +18,11 @@ ANALYZEs. The measurements:
   at the same concurrency; run the bench once more against a server started
   with OPSGATE_AUTH_MODE=disabled (`--token none`) to compare.
 
+The tickets the create run adds (with their notes, audit rows and events) are
+deleted afterwards and the tables vacuumed, so every run measures the same
+seeded dataset (`--keep-created` keeps them). `--create-only` skips the read
+scenarios.
+
 The HTTP client is a minimal keep-alive HTTP/1.1 client on asyncio streams,
 so the load generator spends as little of the shared CPU as possible.
 """
@@ -133,6 +138,35 @@ async def seed(database_url: str, n: int) -> None:
         for table in ("tickets", "ticket_notes", "audit_log", "event_log"):
             await conn.execute(f"VACUUM (ANALYZE) {table}")
         print(f"seed: done in {time.perf_counter() - began:,.0f} s")
+    finally:
+        await conn.close()
+
+
+RUN_TABLES = ("tickets", "ticket_notes", "audit_log", "event_log")
+
+
+async def high_water(database_url: str) -> dict[str, int]:
+    """The highest id of each table the create run writes to."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {t: await conn.fetchval(f"SELECT COALESCE(max(id), 0) FROM {t}") for t in RUN_TABLES}
+    finally:
+        await conn.close()
+
+
+async def remove_created(database_url: str, marks: dict[str, int]) -> int:
+    """Delete what the create run added (rows above the marks; notes, attachments and outbox rows go with
+    their tickets), then VACUUM ANALYZE, so the next run measures the same dataset."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("DELETE FROM idempotency_keys WHERE ticket_id > $1", marks["tickets"])
+            for table in ("audit_log", "event_log", "ticket_notes"):
+                await conn.execute(f"DELETE FROM {table} WHERE id > $1", marks[table])
+            status = await conn.execute("DELETE FROM tickets WHERE id > $1", marks["tickets"])
+        for table in RUN_TABLES:
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+        return int(status.split()[-1])
     finally:
         await conn.close()
 
@@ -283,6 +317,9 @@ async def main() -> int:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--requests", type=int, default=200, help="sequential requests per read scenario")
     ap.add_argument("--skip-create", action="store_true")
+    ap.add_argument("--create-only", action="store_true", help="measure POST /api/tickets only")
+    ap.add_argument("--keep-created", action="store_true",
+                    help="keep the tickets the create run adds (default: delete them and vacuum)")
     ap.add_argument("--seed-only", action="store_true", help="seed, then exit without measuring")
     ap.add_argument("--server-pid", type=int, default=None,
                     help="pid of the server process: also print its CPU time per created ticket")
@@ -316,16 +353,25 @@ async def main() -> int:
                 "created_by": "bench",
             }).encode()
 
+        marks = await high_water(args.database_url)
         cpu0 = _cpu_seconds(args.server_pid)
         n, secs, lat, statuses, sent = await load(host, port, token, args.concurrency, args.duration, args.warmup,
                                                   "POST", lambda i: "/api/tickets", body)
         cpu1 = _cpu_seconds(args.server_pid)
+        if not args.keep_created:
+            await asyncio.sleep(1.0)  # the server's event listener reads the last events back
+            removed = await remove_created(args.database_url, marks)
+            print(f"(removed the {removed:,} tickets the create run added, and vacuumed)", flush=True)
         line = f"{n / secs:8.0f} req/s  {_fmt(lat)}  statuses {statuses}"
         if cpu0 is not None and cpu1 is not None and n:
             line += f"  server CPU {1000 * (cpu1 - cpu0) / sent:.2f} ms/req"
         results.append((f"POST /api/tickets x{args.concurrency} clients", line))
         print(results[-1][0], "->", line, flush=True)
 
+    if args.create_only:
+        for name, line in results:
+            print(f"  {name:42s} {line}")
+        return 0
     http = Http(host, port, token)
     await http.open()
     rnd = random.Random(7)

@@ -21,8 +21,8 @@ from opsgate.auth.guard import declared_permission, require_permission
 from opsgate.db.pool import create_pool
 from opsgate.plugins import PluginHost
 from opsgate.settings import Settings
-from opsgate.web import errors
-from opsgate.web.deps import DEPENDENCIES
+from opsgate.web import dependencies, errors
+from opsgate.web.deps import DEPENDENCIES, RequestConnections
 from opsgate.web.middleware import add_response_headers, request_context
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
         from opsgate.runner.runner import Runner
 
         app.state.pool = await create_pool(settings.database_url, settings)
+        app.state.connections = RequestConnections.for_pool(app.state.pool, settings.db_pool_max)
         # NOTIFY of committed events, off the request path (one connection per process).
         app.state.notifier = EventNotifier(settings)
         await app.state.notifier.start()
@@ -116,6 +117,7 @@ def create_app(settings: Settings, host: PluginHost | None = None, *,
             await app.state.notifier.stop()
             await app.state.pool.close()
 
+    dependencies.install()  # sequential dependency resolution (see opsgate.web.dependencies)
     cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=True) \
         if settings.cors_origins else None
     app = Litestar(

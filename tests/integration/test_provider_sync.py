@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import types
 
 import httpx
@@ -526,3 +527,23 @@ async def test_a_pending_create_without_a_queued_create_is_repaired(app, make_cl
     assert t["provider_sync_status"] == "synced" and fake.creates == 1
     assert [r["op"] for r in await db.fetch("SELECT op FROM provider_outbox WHERE ticket_id = $1", ticket_id)] == [
         "create"]
+
+
+async def test_the_repair_scan_reads_only_pending_tickets_through_their_index(db):
+    # It runs once a minute in every process: never a scan of every ticket.
+    from opsgate.providers import repo
+
+    await db.execute("INSERT INTO tickets (title, created_by, provider, provider_sync_status) "
+                     "SELECT 'local ' || i, 'test', 'local', 'local_only' FROM generate_series(1, 2000) AS i")
+    await db.execute("ANALYZE tickets")
+    plan = await db.fetchval("EXPLAIN (FORMAT JSON) " + repo.OUTBOX_ENQUEUE_MISSING_CREATES, 100)
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    on_tickets = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "tickets"]
+    assert [n["Node Type"] for n in on_tickets] == ["Index Scan"]
+    assert on_tickets[0]["Index Name"] == "tickets_pending_create_idx"

@@ -58,7 +58,7 @@ async def require_permission(connection: ASGIConnection, handler: BaseRouteHandl
     method = connection.scope.get("method", "WS")
     route = connection.scope.get("path_template") or path
     try:
-        conn = await state.pool.acquire(timeout=10)
+        conn = await state.connections.acquire()
     except DB_DOWN as exc:
         raise Unavailable("database unavailable") from exc
     handed_on = False
@@ -90,7 +90,7 @@ async def require_permission(connection: ASGIConnection, handler: BaseRouteHandl
         raise Unavailable("database unavailable") from exc
     finally:
         if not handed_on:
-            await state.pool.release(conn)
+            await state.connections.release(conn)
     log.info("access denied", extra={"principal": principal.actor, "route": route, "permission": permission})
     raise Forbidden(f"{principal.actor} lacks {permission}", required_permission=permission)
 

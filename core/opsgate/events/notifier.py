@@ -48,6 +48,7 @@ BATCH = 1000  # ids per NOTIFY statement
 MAX_PENDING = 100_000  # ids kept while the database is unreachable; the oldest go first
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 STOP_SECONDS = 5.0
+COALESCE_SECONDS = 0.002  # after a wake-up, gather what else arrives before sending
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
@@ -105,6 +106,8 @@ class EventNotifier:
     async def _run(self) -> None:
         while not (self._stopping and not self._pending):
             await self._wake.wait()
+            if not self._stopping:
+                await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
             try:
                 await self._drain()
