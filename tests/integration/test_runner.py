@@ -329,6 +329,8 @@ async def test_tasks_of_a_lapsed_runner_are_failed_or_requeued(runner_app, make_
     async with make_client(runner_app(OPSGATE_RUNNER_RECOVERY=mode), admin_token):
         task = await _task_in(db, task_id, expected)
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'agent_task_recovered'") == 1
+    details = json.loads(await db.fetchval("SELECT details FROM audit_log WHERE action = 'agent_task_recovered'"))
+    assert details["attempt"] == 1 and details["previous_runner_id"] == "dead:1:x"
     if mode == "fail":
         assert "lost" in task["status_reason"]
     else:
@@ -348,3 +350,28 @@ async def test_a_running_task_this_runner_does_not_supervise_is_released(runner_
         await db.execute("UPDATE agents SET status = 'running' WHERE id = $1", spawned["agent"]["id"])
         task = await _task_in(db, task_id, "failed")
         assert task["status_reason"] == "runner lost track of the task"
+
+
+async def test_a_late_recovery_event_of_an_earlier_attempt_does_not_end_the_new_one(test_settings, pool, tmp_path):
+    # A re-queued task claimed again before the event of its recovery arrived: only the
+    # recovered attempt ends, never the attempt this runner now supervises.
+    from datetime import UTC, datetime
+
+    from opsgate import plugins as plugin_host
+    from opsgate.protocols import DomainEvent
+    from opsgate.runner.runner import TaskRun
+
+    settings = test_settings({"OPSGATE_WORK_DIR": str(tmp_path / "work")})
+    runner = Runner(settings, plugin_host.load(settings, discover=False), pool)
+    run = TaskRun(runner, {"id": 7, "agent_id": 3, "ticket_id": 5, "attempts": 2}, "oga_unused")
+    runner.tasks[7] = run
+
+    def recovered(attempt):
+        return DomainEvent(id=1, kind="agent_task_recovered", ticket_id=5, agent_id=3, actor="runner:x",
+                           payload={"task_id": 7, "attempt": attempt, "reason": "runner lost"},
+                           created_at=datetime.now(UTC))
+
+    runner.on_event(recovered(1))
+    assert not run.ended.is_set()
+    runner.on_event(recovered(2))
+    assert run.ended.is_set() and "runner lost" in run.end_reason

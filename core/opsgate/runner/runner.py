@@ -75,6 +75,16 @@ def _jsonable(value: Any) -> str:
         return "{}"
 
 
+def _earlier_attempt(kind: str, payload: dict[str, Any], run: TaskRun) -> bool:
+    """Whether a recovery event is about an earlier attempt of a task this runner claimed again.
+
+    A re-queued task can be claimed again before the event of its recovery
+    reaches this runner; that event must not end the new attempt.
+    """
+    attempt = payload.get("attempt")
+    return kind == "agent_task_recovered" and isinstance(attempt, int) and attempt != run.row.get("attempts")
+
+
 class TaskRun:
     """The supervision of one claimed task on this runner."""
 
@@ -458,7 +468,7 @@ class Runner:
                 ids = [event.payload.get("task_id")]
             for task_id in ids:
                 run = self.tasks.get(task_id) if isinstance(task_id, int) else None
-                if run is not None:
+                if run is not None and not _earlier_attempt(kind, event.payload, run):
                     run.external_end(f"{kind}: {event.payload.get('reason') or ''}".strip())
         if kind == "ticket_note_added" and event.payload.get("steer") and event.ticket_id is not None:
             for run in self.tasks.values():
@@ -590,7 +600,7 @@ class Runner:
         await release.release(conn, row["agent_id"], f"task {row['id']} recovered: {status}", agent_ended=False)
         payload = {"task_id": row["id"], "agent_id": row["agent_id"], "ticket_id": row["ticket_id"],
                    "status": status, "reason": reason, "previous_runner_id": row["runner_id"],
-                   "recovered_by": self.id}
+                   "recovered_by": self.id, "attempt": task["attempts"]}
         await audit.record(conn, actor=f"runner:{self.id}", action="agent_task_recovered", category="agent",
                            level="warning", target_type="agent_task", target_id=row["id"],
                            ticket_id=row["ticket_id"], agent_id=row["agent_id"], details=payload)
