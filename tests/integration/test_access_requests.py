@@ -8,7 +8,6 @@ import pytest
 from opsgate.auth import service as auth
 from opsgate.auth.principal import AGENT_PERMISSIONS, Principal
 from opsgate.changes.sweeper import sweep_once
-from opsgate.db.pool import connect
 from opsgate.errors import Forbidden
 from opsgate.leases import service as leases
 from opsgate.testing import audit_rows
@@ -16,19 +15,6 @@ from opsgate.testing import audit_rows
 SCOPE = "wazuh/api/wazuh.manager/read"
 LEASE = {"system": "wazuh", "resource_type": "api", "resource_id": "wazuh.manager", "action": "read",
          "ttl_seconds": 1800}
-
-
-@pytest.fixture
-def db(db_url):
-    @asynccontextmanager
-    async def open_():
-        conn = await connect(db_url)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    return open_
 
 
 @pytest.fixture
@@ -43,10 +29,10 @@ def ticket(admin_client):
 
 
 @pytest.fixture
-def agent_client(make_client, db):
+def agent_client(make_client, open_db):
     @asynccontextmanager
     async def open_(agent_id, ticket_id):
-        async with db() as conn:
+        async with open_db() as conn:
             token = await auth.mint_agent_token(conn, agent_id=agent_id, ticket_id=ticket_id, task_id=None)
         async with make_client(token=token) as c:
             yield c
@@ -65,9 +51,9 @@ def _agent(agent_id, ticket_id):
                      ticket_id=ticket_id, auth_method="agent_token")
 
 
-async def test_request_creates_child_ticket_gate_and_pending_lease(ticket, agent_client, admin_client, db):
+async def test_request_creates_child_ticket_gate_and_pending_lease(ticket, agent_client, admin_client, open_db):
     tid = await ticket()
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id = await conn.fetchval(
             "INSERT INTO agents (ticket_id, name, status, harness, model, task_type, created_by) "
             "VALUES ($1, 'a', 'awaiting_access', 'fake', 'm', 'ticket_resolution', 'alice') RETURNING id", tid)
@@ -81,7 +67,7 @@ async def test_request_creates_child_ticket_gate_and_pending_lease(ticket, agent
         assert gate["spawned_by"] == "alice"
         assert lease["status"] == "pending" and lease["credential_ref"] is None
         with pytest.raises(Forbidden) as exc:
-            async with db() as conn:
+            async with open_db() as conn:
                 await leases.check_lease(conn, _agent(agent_id, tid), agent_id, SCOPE)
         assert exc.value.body["reason"] == "lease_pending"
         # the agent can list its ticket's requests but not see the child ticket itself
@@ -102,7 +88,7 @@ async def test_request_creates_child_ticket_gate_and_pending_lease(ticket, agent
     assert decision["lease"]["status"] == "active" and decision["lease"]["lease_duration"] == 1800
     assert decision["lease"]["source"]["kind"] == "approval_gate"
     assert decision["change"]["status"] == "completed" and decision["resume"]["action"] == "queued_task"
-    async with db() as conn:
+    async with open_db() as conn:
         use = await leases.check_lease(conn, _agent(agent_id, tid), agent_id, SCOPE)
         assert use.credential_ref == "env:WAZUH_API" and use.lease_id == lease["lease_id"]
         notes = [r["body"] for r in await conn.fetch(
@@ -118,7 +104,7 @@ async def test_request_creates_child_ticket_gate_and_pending_lease(ticket, agent
     assert listed[0]["status"] == "granted" and listed[0]["lease"]["status"] == "active"
 
 
-async def test_rejection_denies_the_lease_and_closes_the_child(ticket, agent_client, admin_client, db):
+async def test_rejection_denies_the_lease_and_closes_the_child(ticket, agent_client, admin_client, open_db):
     tid = await ticket()
     async with agent_client(42, tid) as agent:
         created = (await agent.post(f"/api/tickets/{tid}/access-request", json=_body())).json()
@@ -128,14 +114,14 @@ async def test_rejection_denies_the_lease_and_closes_the_child(ticket, agent_cli
     listed = (await admin_client.get(f"/api/tickets/{tid}/access-requests")).json()["access_requests"]
     assert listed[0]["status"] == "rejected" and listed[0]["lease"]["status"] == "denied"
     assert listed[0]["child_ticket"]["status"] == "closed"
-    async with db() as conn:
+    async with open_db() as conn:
         with pytest.raises(Forbidden) as exc:
             await leases.check_lease(conn, _agent(42, tid), 42, SCOPE)
     assert exc.value.body["reason"] == "lease_denied"
     assert (await admin_client.post(f"/api/changes/{gate_id}/approve", json={})).status_code == 409
 
 
-async def test_expiry_of_an_access_gate(ticket, agent_client, admin_client, db):
+async def test_expiry_of_an_access_gate(ticket, agent_client, admin_client, open_db):
     tid = await ticket()
     async with agent_client(42, tid) as agent:
         created = (await agent.post(f"/api/tickets/{tid}/access-request",
@@ -143,7 +129,7 @@ async def test_expiry_of_an_access_gate(ticket, agent_client, admin_client, db):
     await asyncio.sleep(1.2)
     listed = (await admin_client.get(f"/api/tickets/{tid}/access-requests")).json()["access_requests"]
     assert listed[0]["status"] == "expired" and listed[0]["change_status"] == "expired"
-    async with db() as conn:
+    async with open_db() as conn:
         assert (await sweep_once(conn, admin_client.app.state.plugins))["changes_expired"] == 1
         assert await conn.fetchval("SELECT status FROM access_requests WHERE id = $1",
                                    created["access_request"]["id"]) == "expired"

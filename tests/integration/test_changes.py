@@ -7,24 +7,7 @@ import pytest
 from opsgate.auth import service as auth
 from opsgate.changes import service as changes
 from opsgate.changes.sweeper import sweep_once
-from opsgate.db.pool import connect
 from opsgate.testing import audit_rows
-
-
-@pytest.fixture
-def db(db_url):
-    """`async with db() as conn`: a dedicated connection with the JSON codecs."""
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def open_():
-        conn = await connect(db_url)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    return open_
 
 
 @pytest.fixture
@@ -38,13 +21,13 @@ def ticket(admin_client):
 
 
 @pytest.fixture
-def agent_client(make_client, db):
+def agent_client(make_client, open_db):
     """`async with agent_client(agent_id, ticket_id) as c`: a client holding a per-agent token."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def open_(agent_id, ticket_id):
-        async with db() as conn:
+        async with open_db() as conn:
             token = await auth.mint_agent_token(conn, agent_id=agent_id, ticket_id=ticket_id, task_id=None)
         async with make_client(token=token) as c:
             yield c
@@ -65,7 +48,7 @@ async def _insert_agent(conn, ticket_id, *, status="pending_approval", created_b
         ticket_id, status, created_by)
 
 
-async def test_request_approve_complete_writes_audit_event_and_timeline(ticket, agent_client, admin_client, db):
+async def test_request_approve_complete_writes_audit_event_and_timeline(ticket, agent_client, admin_client, open_db):
     tid = await ticket()
     async with agent_client(26, tid) as agent:
         r = await agent.post("/api/changes/request", json=_gate(tid))
@@ -92,7 +75,7 @@ async def test_request_approve_complete_writes_audit_event_and_timeline(ticket, 
         assert r.status_code == 200, r.text
         assert r.json()["change"]["status"] == "completed" and r.json()["change"]["completed_by"] == "agent_26"
 
-    async with db() as conn:
+    async with open_db() as conn:
         notes = await conn.fetch("SELECT kind, body, details FROM ticket_notes WHERE ticket_id = $1 AND kind = 'change'"
                                  " ORDER BY id", tid)
         approved = await audit_rows(conn, "change_approved")
@@ -110,7 +93,7 @@ async def test_request_approve_complete_writes_audit_event_and_timeline(ticket, 
     assert details["auto_approved"] is False and approved[0]["actor"].startswith("test-platform-admin")
 
 
-async def test_twenty_concurrent_approvals_exactly_one_wins(ticket, admin_client, make_token, make_client, db):
+async def test_twenty_concurrent_approvals_exactly_one_wins(ticket, admin_client, make_token, make_client, open_db):
     tid = await ticket()
     gate = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
     tokens = [await make_token("soc-manager") for _ in range(20)]
@@ -122,13 +105,13 @@ async def test_twenty_concurrent_approvals_exactly_one_wins(ticket, admin_client
     results = await asyncio.gather(*(approve(t) for t in tokens))
     codes = sorted(r.status_code for r in results)
     assert codes == [200] + [409] * 19, [r.text for r in results if r.status_code not in (200, 409)]
-    async with db() as conn:
+    async with open_db() as conn:
         assert len(await audit_rows(conn, "change_approved")) == 1
         assert await conn.fetchval("SELECT count(*) FROM ticket_notes WHERE ticket_id = $1 AND body LIKE "
                                    "'%approved by%'", tid) == 1
 
 
-async def test_repeat_approve_by_same_approver_is_idempotent(ticket, admin_client, make_token, make_client, db):
+async def test_repeat_approve_by_same_approver_is_idempotent(ticket, admin_client, make_token, make_client, open_db):
     tid = await ticket()
     gate = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
     async with make_client(token=await make_token("soc-manager")) as approver:
@@ -140,11 +123,12 @@ async def test_repeat_approve_by_same_approver_is_idempotent(ticket, admin_clien
     async with make_client(token=await make_token("soc-manager")) as other:
         assert (await other.post(f"/api/changes/{gate['id']}/approve", json={})).status_code == 409
         assert (await other.post(f"/api/changes/{gate['id']}/reject", json={})).status_code == 409
-    async with db() as conn:
+    async with open_db() as conn:
         assert len(await audit_rows(conn, "change_approved")) == 1
 
 
-async def test_requester_and_spawner_cannot_approve(ticket, make_token, make_client, agent_client, admin_client, db):
+async def test_requester_and_spawner_cannot_approve(ticket, make_token, make_client, agent_client, admin_client,
+                                                     open_db):
     tid = await ticket()
     alice_token = await make_token("soc-manager")
     async with make_client(token=alice_token) as alice:
@@ -152,7 +136,7 @@ async def test_requester_and_spawner_cannot_approve(ticket, make_token, make_cli
         own = (await alice.post("/api/changes/request", json=_gate(tid))).json()
         r = await alice.post(f"/api/changes/{own['id']}/approve", json={})
         assert r.status_code == 403 and "cannot approve" in r.json()["detail"]
-        async with db() as conn:
+        async with open_db() as conn:
             agent_id = await _insert_agent(conn, tid, created_by=me)
         async with agent_client(agent_id, tid) as agent:
             spawned = (await agent.post("/api/changes/request", json=_gate(tid))).json()
@@ -166,13 +150,13 @@ async def test_requester_and_spawner_cannot_approve(ticket, make_token, make_cli
     assert r.status_code == 403
     r = await admin_client.post(f"/api/changes/{spawned['id']}/approve", json={"approved_by": "bob"})
     assert r.status_code == 200 and r.json()["change"]["decided_for"] == "bob"
-    async with db() as conn:
+    async with open_db() as conn:
         assert await conn.fetchval("SELECT status FROM change_requests WHERE id = $1", own["id"]) == "pending"
 
 
-async def test_high_risk_needs_approve_high(ticket, admin_client, make_token, make_client, db):
+async def test_high_risk_needs_approve_high(ticket, admin_client, make_token, make_client, open_db):
     tid = await ticket()
-    async with db() as conn:  # a deployment's own role: approves, but not high risk
+    async with open_db() as conn:  # a deployment's own role: approves, but not high risk
         await conn.execute("INSERT INTO roles (name, permissions) VALUES "
                            "('change-approver', ARRAY['tickets:read', 'changes:read', 'changes:approve'])")
     medium = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
@@ -211,7 +195,7 @@ async def test_complete_needs_approved_gate_and_evidence(ticket, admin_client, m
     assert (await admin_client.post(f"/api/changes/{gate['id']}/complete", json={"result": "x"})).status_code == 409
 
 
-async def test_digest_is_rechecked_on_complete(ticket, admin_client, make_token, make_client, db):
+async def test_digest_is_rechecked_on_complete(ticket, admin_client, make_token, make_client, open_db):
     tid = await ticket()
     gate = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
     async with make_client(token=await make_token("soc-manager")) as approver:
@@ -219,7 +203,7 @@ async def test_digest_is_rechecked_on_complete(ticket, admin_client, make_token,
     r = await admin_client.post(f"/api/changes/{gate['id']}/complete",
                                 json={"result": "done", "target": "https://other.invalid/"})
     assert r.status_code == 409 and "target" in r.json()["detail"]
-    async with db() as conn:
+    async with open_db() as conn:
         await conn.execute("UPDATE change_requests SET command = 'rm -rf /' WHERE id = $1", gate["id"])
         with pytest.raises(Exception) as exc:
             await changes.require_approved_gate(conn, gate["id"], agent_id=None, ticket_id=tid)
@@ -229,7 +213,7 @@ async def test_digest_is_rechecked_on_complete(ticket, admin_client, make_token,
 
 
 async def test_expired_gate_cannot_be_approved_and_sweeper_expires_it(ticket, admin_client, make_token, make_client,
-                                                                    db):
+                                                                    open_db):
     tid = await ticket()
     gate = (await admin_client.post("/api/changes/request", json=_gate(tid, expires_in_seconds=1))).json()
     await asyncio.sleep(1.2)
@@ -239,7 +223,7 @@ async def test_expired_gate_cannot_be_approved_and_sweeper_expires_it(ticket, ad
     async with make_client(token=await make_token("soc-manager")) as approver:
         r = await approver.post(f"/api/changes/{gate['id']}/approve", json={})
         assert r.status_code == 409 and "expired" in r.json()["detail"]
-        async with db() as conn:
+        async with open_db() as conn:
             assert await conn.fetchval("SELECT status FROM change_requests WHERE id = $1", gate["id"]) == "pending"
             counts = await sweep_once(conn, approver.app.state.plugins)
             assert counts["changes_expired"] == 1
@@ -253,7 +237,7 @@ async def test_expired_gate_cannot_be_approved_and_sweeper_expires_it(ticket, ad
     assert r.status_code == 409
 
 
-async def test_demo_auto_approval_only_when_enabled(ticket, admin_client, make_app, make_client, make_token, db):
+async def test_demo_auto_approval_only_when_enabled(ticket, admin_client, make_app, make_client, make_token, open_db):
     tid = await ticket()
     gate = (await admin_client.post("/api/changes/request", json=_gate(tid))).json()
     r = await admin_client.post(f"/api/changes/{gate['id']}/approve", json={"approval_mode": "demo_auto_approval"})
@@ -264,7 +248,7 @@ async def test_demo_auto_approval_only_when_enabled(ticket, admin_client, make_a
     async with make_client(app, token=await make_token("soc-manager")) as c:
         r = await c.post(f"/api/changes/{gate['id']}/approve", json={"approval_mode": "demo_auto_approval"})
         assert r.status_code == 200 and r.json()["change"]["auto_approved"] is True
-    async with db() as conn:
+    async with open_db() as conn:
         row = (await audit_rows(conn, "change_approved"))[0]
     assert row["details"]["approval_mode"] == "demo_auto_approval" and row["details"]["auto_approved"] is True
 
@@ -322,9 +306,9 @@ async def test_list_pending_stats_and_filters(ticket, admin_client, make_token, 
 
 
 async def test_approval_resumes_a_waiting_agent_once_or_steers_a_running_one(ticket, admin_client, agent_client,
-                                                                           make_token, make_client, db):
+                                                                           make_token, make_client, open_db):
     tid = await ticket()
-    async with db() as conn:
+    async with open_db() as conn:
         waiting = await _insert_agent(conn, tid, status="pending_approval")
     gates = []
     async with agent_client(waiting, tid) as agent:
@@ -340,7 +324,7 @@ async def test_approval_resumes_a_waiting_agent_once_or_steers_a_running_one(tic
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     actions = sorted(r.json()["resume"]["action"] for r in results)
     assert actions == ["queued_task"] + ["steered"] * 9
-    async with db() as conn:
+    async with open_db() as conn:
         assert await conn.fetchval("SELECT count(*) FROM agent_tasks WHERE agent_id = $1", waiting) == 1
         assert await conn.fetchval("SELECT status FROM agents WHERE id = $1", waiting) == "queued"
         steered = await conn.fetch("SELECT * FROM agent_steering_events WHERE agent_id = $1", waiting)
@@ -348,9 +332,9 @@ async def test_approval_resumes_a_waiting_agent_once_or_steers_a_running_one(tic
 
 
 async def test_auto_completion_after_task_completes_respects_policy(ticket, admin_client, make_token, make_client,
-                                                                  agent_client, db):
+                                                                  agent_client, open_db):
     tid = await ticket()
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id = await _insert_agent(conn, tid, status="running")
     async with agent_client(agent_id, tid) as agent:
         auto = (await agent.post("/api/changes/request", json=_gate(tid))).json()
@@ -360,7 +344,7 @@ async def test_auto_completion_after_task_completes_respects_policy(ticket, admi
         for g in (auto, manual):
             r = await approver.post(f"/api/changes/{g['id']}/approve", json={})
             assert r.json()["resume"]["action"] == "steered"
-        async with db() as conn:
+        async with open_db() as conn:
             await conn.execute(
                 "INSERT INTO agent_tasks (agent_id, ticket_id, type, status, prompt, harness, model, timeout_minutes,"
                 " created_by, summary, finished_at) VALUES ($1, $2, 'ticket_resolution', 'completed', 'p', 'fake', "

@@ -2,13 +2,11 @@
 
 import asyncio
 import logging
-from contextlib import asynccontextmanager
 
 import pytest
 
 from opsgate.auth import service as auth
 from opsgate.auth.principal import AGENT_PERMISSIONS, Principal
-from opsgate.db.pool import connect
 from opsgate.errors import Conflict, Forbidden, Invalid, Unavailable
 from opsgate.leases import service as leases
 from opsgate.leases.scope import new_lease_id, parse_concrete
@@ -16,19 +14,6 @@ from opsgate.testing import audit_rows
 
 SCOPE = "wazuh/api/wazuh.manager/read"
 CANARY = "canary-Secret-7f3a9c21-do-not-leak"
-
-
-@pytest.fixture
-def db(db_url):
-    @asynccontextmanager
-    async def open_():
-        conn = await connect(db_url)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    return open_
 
 
 @pytest.fixture
@@ -50,8 +35,8 @@ async def _grant(conn, settings, agent_id, ticket_id, scope=SCOPE, **kw):
                                             ticket_id=ticket_id, scope=scope, settings=settings, **kw)
 
 
-async def test_no_lease_is_403_with_the_denial_body_and_one_audit_row(db, settings):
-    async with db() as conn:
+async def test_no_lease_is_403_with_the_denial_body_and_one_audit_row(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         with pytest.raises(Forbidden) as exc:
             await leases.check_lease(conn, _agent(42, tid), 42, SCOPE, operation="wazuh.manager.status")
@@ -64,8 +49,8 @@ async def test_no_lease_is_403_with_the_denial_body_and_one_audit_row(db, settin
         assert rows[0]["details"]["active_lease_count"] == 0 and rows[0]["agent_id"] == 42
 
 
-async def test_grant_check_use_and_envelope(db, settings):
-    async with db() as conn:
+async def test_grant_check_use_and_envelope(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         lease = await _grant(conn, settings, 42, tid)
         assert lease.status == "active" and lease.credential_ref == "env:WAZUH_API"
@@ -82,8 +67,8 @@ async def test_grant_check_use_and_envelope(db, settings):
         assert used[0]["details"]["params"] == {"limit": 10} and used[0]["details"]["lease_id"] == lease.lease_id
 
 
-async def test_expired_revoked_pending_and_denied_reasons(db, settings):
-    async with db() as conn:
+async def test_expired_revoked_pending_and_denied_reasons(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         lease = await _grant(conn, settings, 42, tid)
         await conn.execute("UPDATE leases SET expire_time = now() - interval '1 second' WHERE lease_id = $1",
@@ -114,8 +99,8 @@ async def test_expired_revoked_pending_and_denied_reasons(db, settings):
         assert len(await audit_rows(conn, "lease.denied")) == 5  # 4 refused calls + 1 refused request
 
 
-async def test_leases_are_bound_to_the_agent_token(db, settings):
-    async with db() as conn:
+async def test_leases_are_bound_to_the_agent_token(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         await _grant(conn, settings, 42, tid)
         for caller in (_agent(7, tid), Principal(kind="service", name="admin", permissions=frozenset({"*"}))):
@@ -127,8 +112,8 @@ async def test_leases_are_bound_to_the_agent_token(db, settings):
             await leases.check_lease(conn, _agent(42, other), 42, SCOPE)
 
 
-async def test_glob_grants_match_case_sensitively_and_checks_are_concrete(db, settings):
-    async with db() as conn:
+async def test_glob_grants_match_case_sensitively_and_checks_are_concrete(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         glob = await _grant(conn, settings, 42, tid, scope="wazuh/api/wazuh.*/*")
         exact = await _grant(conn, settings, 42, tid, scope=SCOPE)
@@ -143,8 +128,8 @@ async def test_glob_grants_match_case_sensitively_and_checks_are_concrete(db, se
             parse_concrete("wazuh/api/read")
 
 
-async def test_renew_is_capped_and_refused_when_not_live(db, settings):
-    async with db() as conn:
+async def test_renew_is_capped_and_refused_when_not_live(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         lease = await _grant(conn, settings, 42, tid, ttl_seconds=600)
         renewed = await leases.renew(conn, _agent(42, tid), settings, lease.lease_id, 1800)
@@ -166,16 +151,16 @@ async def test_renew_is_capped_and_refused_when_not_live(db, settings):
         assert len(await audit_rows(conn, "lease.renewed")) == 3
 
 
-async def test_renew_racing_revoke_has_one_winner(db, settings):
+async def test_renew_racing_revoke_has_one_winner(open_db, settings):
     for _ in range(5):
-        async with db() as setup:
+        async with open_db() as setup:
             tid = await _ticket(setup)
             lease = await _grant(setup, settings, 42, tid)
-        async with db() as a, db() as b:
+        async with open_db() as a, open_db() as b:
             results = await asyncio.gather(
                 leases.renew(a, _agent(42, tid), settings, lease.lease_id, 900),
                 leases.revoke(b, _agent(42, tid), lease.lease_id, "race"), return_exceptions=True)
-        async with db() as conn:
+        async with open_db() as conn:
             final = await leases.get_lease(conn, _agent(42), lease.lease_id)
             renewed = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'lease.renewed' AND "
                                           "target_id = $1", lease.lease_id)
@@ -188,8 +173,8 @@ async def test_renew_racing_revoke_has_one_winner(db, settings):
             assert renewed == 1 and results[0].lease_duration == 900
 
 
-async def test_revoke_is_idempotent_and_prefix_counts_only_live_leases(db, settings):
-    async with db() as conn:
+async def test_revoke_is_idempotent_and_prefix_counts_only_live_leases(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         a = await _grant(conn, settings, 42, tid)
         await _grant(conn, settings, 43, tid)
@@ -207,8 +192,8 @@ async def test_revoke_is_idempotent_and_prefix_counts_only_live_leases(db, setti
         assert await conn.fetchval("SELECT status FROM leases WHERE agent_id = 44") == "active"
 
 
-async def test_cascades_agent_ended_task_finished_ticket_closed(db, settings):
-    async with db() as conn:
+async def test_cascades_agent_ended_task_finished_ticket_closed(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         assert await leases.revoke_agent_leases(conn, 42) == 0
         await _grant(conn, settings, 42, tid)
@@ -245,8 +230,8 @@ async def test_cascades_agent_ended_task_finished_ticket_closed(db, settings):
         assert len(await audit_rows(conn, "lease.expired")) == 1
 
 
-async def test_audit_failure_fails_the_call_closed(db, settings):
-    async with db() as conn:
+async def test_audit_failure_fails_the_call_closed(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         await _grant(conn, settings, 42, tid)
         await conn.execute("""
@@ -264,8 +249,8 @@ async def test_audit_failure_fails_the_call_closed(db, settings):
             await leases.check_lease(conn, _agent(7, tid), 7, SCOPE)
 
 
-async def test_spawner_scope_never_more_than_held(db, settings):
-    async with db() as conn:
+async def test_spawner_scope_never_more_than_held(open_db, settings):
+    async with open_db() as conn:
         tid = await _ticket(conn)
         narrow = Principal(kind="user", name="bob", permissions=frozenset({"leases:scope:wazuh/api/wazuh.*/read"}))
         lease = await leases.grant_from_spawner(conn, narrow, agent_id=42, ticket_id=tid, scope=SCOPE,
@@ -288,9 +273,9 @@ async def test_spawner_scope_never_more_than_held(db, settings):
                                             settings=settings, ttl_seconds=10**6)
 
 
-async def test_lease_endpoints(db, settings, make_client, make_token, admin_client, caplog):
+async def test_lease_endpoints(open_db, settings, make_client, make_token, admin_client, caplog):
     caplog.set_level(logging.DEBUG)
-    async with db() as conn:
+    async with open_db() as conn:
         tid = await _ticket(conn)
         lease = await _grant(conn, settings, 42, tid)
         own = await auth.mint_agent_token(conn, agent_id=42, ticket_id=tid, task_id=None)
@@ -327,7 +312,7 @@ async def test_lease_endpoints(db, settings, make_client, make_token, admin_clie
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "scope_prefix"
     r = await admin_client.post("/api/leases/revoke-prefix", json={"scope_prefix": "wazuh/", "reason": "incident"})
     assert r.status_code == 200 and r.json() == {"revoked": 0, "lease_ids": [], "secret_values_returned": False}
-    async with db() as conn:
+    async with open_db() as conn:
         audit_dump = await conn.fetchval("SELECT string_agg(a::text, ' ') FROM audit_log a")
         event_dump = await conn.fetchval("SELECT string_agg(e::text, ' ') FROM event_log e")
     for text in (*seen, audit_dump, event_dump):

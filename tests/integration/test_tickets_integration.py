@@ -1,30 +1,15 @@
 """Tickets joined to the other domains: agent and gates on the detail, the context sections,
 user responses resuming or steering the agent, leases revoked on close, create replays."""
 
-from contextlib import asynccontextmanager
 
 import pytest
 
 from opsgate.auth import service as auth
-from opsgate.db.pool import connect
 from opsgate.leases import service as leases
 from opsgate.testing import audit_rows
 
 LEASE = {"system": "wazuh", "resource_type": "api", "resource_id": "wazuh.manager", "action": "read",
          "ttl_seconds": 1800}
-
-
-@pytest.fixture
-def db(db_url):
-    @asynccontextmanager
-    async def open_():
-        conn = await connect(db_url)
-        try:
-            yield conn
-        finally:
-            await conn.close()
-
-    return open_
 
 
 async def _ticket(client, **extra):
@@ -62,10 +47,10 @@ def _access_body():
 # --- detail and context -----------------------------------------------------------
 
 
-async def test_detail_and_context_show_agent_gates_tasks_and_access(admin_client, make_token, db):
+async def test_detail_and_context_show_agent_gates_tasks_and_access(admin_client, make_token, open_db):
     tid = await _ticket(admin_client, requester_email="kim@example.com")
     other = await _ticket(admin_client, requester_email="kim@example.com", title="Earlier VPN issue")
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id, task_id = await _agent(conn, tid, output="x" * 10_000 + "THE END")
         agent = await _agent_headers(conn, agent_id, tid)
     r = await admin_client.post(f"/api/tickets/{tid}/access-request", json=_access_body(), headers=agent)
@@ -124,9 +109,9 @@ async def _ask(client, tid):
     assert r.status_code == 200, r.text
 
 
-async def test_user_response_resumes_a_waiting_agent_once(admin_client, db):
+async def test_user_response_resumes_a_waiting_agent_once(admin_client, open_db):
     tid = await _ticket(admin_client)
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id, task_id = await _agent(conn, tid, status="awaiting_user_response",
                                          task_status="awaiting_user_response")
     await _ask(admin_client, tid)
@@ -138,7 +123,7 @@ async def test_user_response_resumes_a_waiting_agent_once(admin_client, db):
     note_id = body["note"]["id"]
     assert resume["action"] == "resumed" and resume["agent_id"] == agent_id and resume["task_id"] > task_id
     assert "leases_revoked" not in body
-    async with db() as conn:
+    async with open_db() as conn:
         task = await conn.fetchrow("SELECT * FROM agent_tasks WHERE id = $1", resume["task_id"])
         assert task["status"] == "queued" and task["agent_id"] == agent_id
         # The prompt points at the answer; the answer itself arrives once, as the steering event.
@@ -151,28 +136,28 @@ async def test_user_response_resumes_a_waiting_agent_once(admin_client, db):
     assert status == body["ticket"]["status"] == "new"
 
 
-async def test_user_response_steers_a_running_task_instead(admin_client, db):
+async def test_user_response_steers_a_running_task_instead(admin_client, open_db):
     tid = await _ticket(admin_client)
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id, task_id = await _agent(conn, tid, status="running", task_status="running")
     await _ask(admin_client, tid)
     r = await admin_client.post(f"/api/tickets/{tid}/user-response", json={"response": "Contractor profile."})
     assert r.status_code == 200, r.text
     resume = r.json()["agent_resume"]
     assert resume["action"] == "steered" and resume["task_id"] is None and len(resume["steering_event_ids"]) == 1
-    async with db() as conn:
+    async with open_db() as conn:
         assert await conn.fetchval("SELECT count(*) FROM agent_tasks WHERE agent_id = $1", agent_id) == 1
         assert await conn.fetchval("SELECT count(*) FROM agent_steering_events WHERE agent_id = $1", agent_id) == 1
 
 
-async def test_user_response_without_resume_or_with_a_terminated_agent(admin_client, db):
+async def test_user_response_without_resume_or_with_a_terminated_agent(admin_client, open_db):
     tid = await _ticket(admin_client)
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id, _ = await _agent(conn, tid, status="awaiting_user_response", task_status="awaiting_user_response")
     await _ask(admin_client, tid)
     r = await admin_client.post(f"/api/tickets/{tid}/user-response", json={"response": "x", "resume_agent": False})
     assert r.json()["agent_resume"]["action"] == "none"
-    async with db() as conn:
+    async with open_db() as conn:
         assert await conn.fetchval("SELECT count(*) FROM agent_tasks WHERE agent_id = $1", agent_id) == 1
         await conn.execute("UPDATE agents SET status = 'terminated' WHERE id = $1", agent_id)
         await conn.execute("UPDATE agent_tasks SET status = 'terminated' WHERE agent_id = $1", agent_id)
@@ -188,9 +173,9 @@ async def test_user_response_without_resume_or_with_a_terminated_agent(admin_cli
 
 
 @pytest.mark.parametrize("final", ["resolved", "closed", "cancelled", "rejected"])
-async def test_ending_status_revokes_the_tickets_leases_not_the_agent(admin_client, db, test_settings, final):
+async def test_ending_status_revokes_the_tickets_leases_not_the_agent(admin_client, open_db, test_settings, final):
     tid = await _ticket(admin_client)
-    async with db() as conn:
+    async with open_db() as conn:
         agent_id, _ = await _agent(conn, tid)
         lease = await leases.grant_from_workflow(conn, workflow_id=1, approved_by="operator:j", agent_id=agent_id,
                                                  ticket_id=tid, scope="wazuh/api/wazuh.manager/read",
@@ -202,7 +187,7 @@ async def test_ending_status_revokes_the_tickets_leases_not_the_agent(admin_clie
                                 headers=agent)
     assert r.status_code == 200, r.text
     assert r.json()["leases_revoked"] == 1
-    async with db() as conn:
+    async with open_db() as conn:
         row = await conn.fetchrow("SELECT status, revoke_reason, revoked_by FROM leases WHERE lease_id = $1",
                                   lease.lease_id)
         assert (row["status"], row["revoke_reason"]) == ("revoked", f"ticket_{final}")
@@ -215,7 +200,7 @@ async def test_ending_status_revokes_the_tickets_leases_not_the_agent(admin_clie
 # --- idempotent create replay with auto_assign -----------------------------------------
 
 
-async def test_create_replay_returns_the_recorded_auto_assignment(admin_client, db):
+async def test_create_replay_returns_the_recorded_auto_assignment(admin_client, open_db):
     body = {"title": "Printer on floor 3 is jammed", "sync_provider": False, "auto_assign": True}
     headers = {"Idempotency-Key": "create-aa-1"}
     first = await admin_client.post("/api/tickets", json=body, headers=headers)
@@ -225,7 +210,7 @@ async def test_create_replay_returns_the_recorded_auto_assignment(admin_client, 
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["auto_assignment"] == first.json()["auto_assignment"]
     assert "after creation" not in again.json()["auto_assignment"]["reason"]
-    async with db() as conn:
+    async with open_db() as conn:
         recorded = await conn.fetchrow("SELECT * FROM intake_auto_assignments WHERE ticket_id = $1",
                                        first.json()["id"])
         assert again.json()["auto_assignment"]["reason"] == recorded["reason"]
@@ -237,7 +222,7 @@ async def test_create_replay_returns_the_recorded_auto_assignment(admin_client, 
 # --- idempotency key expiry ----------------------------------------------------------------
 
 
-async def test_expired_idempotency_keys_are_new_again_and_swept(admin_client, db):
+async def test_expired_idempotency_keys_are_new_again_and_swept(admin_client, open_db):
     from opsgate.changes.sweeper import sweep_once
 
     body = {"title": "Disk full on db-2", "sync_provider": False}
@@ -247,14 +232,14 @@ async def test_expired_idempotency_keys_are_new_again_and_swept(admin_client, db
     note = (await admin_client.post(f"/api/tickets/{tid}/notes", json={"body": "n"}, headers=key)).json()
     replay = (await admin_client.post("/api/tickets", json=body, headers=key)).json()
     assert replay["id"] == tid and replay["idempotent_replay"] is True
-    async with db() as conn:
+    async with open_db() as conn:
         await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
     # Past OPSGATE_IDEMPOTENCY_TTL_HOURS (24) the key is new: a new ticket and note, a different body is fine.
     second = await admin_client.post("/api/tickets", json={**body, "title": "Other"}, headers=key)
     assert second.status_code == 201 and second.json()["idempotent_replay"] is False and second.json()["id"] != tid
     again = await admin_client.post(f"/api/tickets/{tid}/notes", json={"body": "n"}, headers=key)
     assert again.json()["idempotent_replay"] is False and again.json()["id"] != note["id"]
-    async with db() as conn:
+    async with open_db() as conn:
         assert await conn.fetchval("SELECT count(*) FROM idempotency_keys") == 2
         await conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' "
                            "WHERE scope = 'ticket_note'")

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from opsgate import plugins as plugin_host
 from opsgate.app import create_app
 from opsgate.db.migrate import migrate
-from opsgate.db.pool import create_pool
+from opsgate.db.pool import connect, create_pool
 from opsgate.settings import Settings
 from opsgate.testing.postgres import TestServer, unique_name
 
@@ -29,6 +29,7 @@ __all__ = [
     "make_app",
     "make_client",
     "make_token",
+    "open_db",
     "pg_server",
     "pg_template",
     "pool",
@@ -93,6 +94,21 @@ def test_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
         return settings
 
     return build
+
+
+@pytest.fixture
+def open_db(db_url: str) -> Callable[[], Any]:
+    """`async with open_db() as conn`: a dedicated connection to this test's database, with the JSON codecs."""
+
+    @asynccontextmanager
+    async def open_() -> AsyncIterator[asyncpg.Connection]:
+        conn = await connect(db_url)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    return open_
 
 
 @pytest_asyncio.fixture(loop_scope="session")
