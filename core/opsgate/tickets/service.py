@@ -253,7 +253,7 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         row = await visible_ticket(conn, principal, first["ticket_id"])
         if data.auto_assign:
             auto = await _recorded_auto_assignment(conn, row["id"])
-        return await _created(conn, principal, host, row, auto, replay=True)
+        return _created(await detail(conn, principal, host, row), auto, replay=True)
     await notify_committed(conn, row["event_ids"])
     log.info("ticket created", extra={"ticket_id": row["id"], "status": status, "provider": provider})
     if data.auto_assign:
@@ -262,10 +262,9 @@ async def create_ticket(conn: Connection, principal: Principal, settings: Settin
         auto = await auto_assign_created_ticket(conn, principal, settings, host, row["id"],
                                                 catch_up_sync=catch_up_sync)
         row = await repo.get_ticket(conn, row["id"]) or row
-        return await _created(conn, principal, host, row, auto, replay=False)
+        return _created(await detail(conn, principal, host, row), auto, replay=False)
     # Created just now by this statement: no agent and no change request can refer to it yet.
-    shown = to_detail(host, row)
-    return TicketCreated(**msgspec.structs.asdict(shown), auto_assignment=auto, idempotent_replay=False)
+    return _created(to_detail(host, row), auto, replay=False)
 
 
 async def _recorded_auto_assignment(conn: Connection, ticket_id: int) -> AutoAssignment:
@@ -280,9 +279,7 @@ async def _recorded_auto_assignment(conn: Connection, ticket_id: int) -> AutoAss
                                  "(the first request may still be deciding)")
 
 
-async def _created(conn: Connection, principal: Principal, host: PluginHost, row: dict[str, Any],
-                   auto: AutoAssignment, *, replay: bool) -> TicketCreated:
-    shown = await detail(conn, principal, host, row)
+def _created(shown: TicketDetail, auto: AutoAssignment, *, replay: bool) -> TicketCreated:
     return TicketCreated(**msgspec.structs.asdict(shown), auto_assignment=auto, idempotent_replay=replay)
 
 
